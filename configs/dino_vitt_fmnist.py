@@ -1,0 +1,80 @@
+# Joint DINO baseline, tiny ViT on Fashion-MNIST; trains on 2 CPU cores.
+_base_ = ['./_base_/dino_runtime.py', './_base_/schedules/dino_adamw.py']
+
+# ---- data: 2 global crops of 32 px + 4 local crops of 16 px --------------
+data_root = 'data/fashion-mnist'
+num_crops = [2, 4]  # [global, local]
+global_size, local_size = 32, 16
+global_scale, local_scale = (0.4, 1.), (0.05, 0.4)  # DINO's crop scales
+batch_size = 128
+
+
+def _view(size, scale):
+    return [
+        dict(type='RandomResizedCrop', scale=size, crop_ratio_range=scale,
+             backend='pillow'),
+        dict(type='RandomApply', prob=0.8, transforms=[
+            dict(type='ColorJitter', brightness=0.4, contrast=0.4)]),
+        dict(type='RandomFlip', prob=0.5),
+    ]
+
+
+train_pipeline = [
+    dict(type='MultiView', num_views=num_crops,
+         transforms=[_view(global_size, global_scale),
+                     _view(local_size, local_scale)]),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='LocalFashionMNIST', data_root=data_root,
+                 split='train', pipeline=train_pipeline))
+
+# ---- model ---------------------------------------------------------------
+embed_dims = 192
+bottleneck = 128
+num_prototypes = 1024
+model = dict(
+    type='DINO',
+    base_momentum=0.004,  # teacher momentum 0.996 -> 1 (cosine)
+    num_global_views=num_crops[0],
+    data_preprocessor=dict(
+        type='SelfSupDataPreprocessor', mean=[72.94], std=[90.02],
+        to_rgb=False),
+    backbone=dict(
+        type='VisionTransformer',
+        arch=dict(embed_dims=embed_dims, num_layers=4, num_heads=3,
+                  feedforward_channels=embed_dims * 4),
+        img_size=global_size, patch_size=4, in_channels=1,
+        drop_path_rate=0.1, out_type='cls_token'),
+    neck=dict(type='DINONeck', in_channels=embed_dims, hid_channels=512,
+              bottleneck_channels=bottleneck),
+    head=dict(
+        type='DINOHead',
+        in_channels=bottleneck,  # equal to neck bottleneck_channels
+        num_prototypes=num_prototypes,
+        loss=dict(type='DINOLoss', student_temp=0.1, teacher_temp=0.07,
+                  warmup_teacher_temp=0.04, warmup_teacher_temp_epochs=2,
+                  center_momentum=0.9)))
+
+# ---- schedule ------------------------------------------------------------
+max_epochs = 10
+warmup_epochs = 1
+optim_wrapper = dict(optimizer=dict(lr=0.0005 * batch_size / 256))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True,
+         begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingParamScheduler', param_name='weight_decay',
+         eta_min_ratio=10., by_epoch=True, begin=0, end=max_epochs,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(max_epochs=max_epochs)
+auto_scale_lr = dict(base_batch_size=256)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

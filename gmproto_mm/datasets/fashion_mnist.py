@@ -1,0 +1,100 @@
+"""Fashion-MNIST from the Debian package, through mmpretrain's own reader."""
+import gzip
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+from mmengine import dist
+from mmpretrain.datasets import FashionMNIST
+from mmpretrain.datasets.mnist import read_image_file, read_label_file
+from mmpretrain.datasets.utils import rm_suffix
+from mmpretrain.registry import DATASETS
+
+DEBIAN_PACKAGE = 'dataset-fashion-mnist'
+DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
+IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
+             't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+
+
+def prepare_fashion_mnist(data_root: str, source_dir: str = DEBIAN_DIR) -> str:
+    """Un-gzip the Debian package's IDX files into ``data_root`` if missing.
+
+    Args:
+        data_root (str): Folder mmpretrain's ``FashionMNIST`` reads.
+        source_dir (str): Where ``apt-get install dataset-fashion-mnist``
+            puts the gzipped files.
+
+    Returns:
+        str: ``data_root``.
+
+    Raises:
+        FileNotFoundError: Neither ``data_root`` nor ``source_dir`` has the
+            files; the message names the Debian package and both folders.
+    """
+    missing = [f for f in IDX_FILES if not osp.exists(osp.join(data_root, f))]
+    if not missing:
+        return data_root
+    absent = [
+        f for f in missing if not osp.exists(osp.join(source_dir, f + '.gz'))
+    ]
+    if absent:
+        raise FileNotFoundError(
+            f'Fashion-MNIST not found: {data_root!r} lacks {missing} and '
+            f'{source_dir!r} lacks {[f + ".gz" for f in absent]}. Install the '
+            f'Debian package with `apt-get install -y {DEBIAN_PACKAGE}` '
+            '(or run `bash tools/run_tests.sh`, which does), or put the '
+            f'un-gzipped IDX files in {data_root!r}.')
+    os.makedirs(data_root, exist_ok=True)
+    for name in missing:
+        tmp = osp.join(data_root, f'.{name}.{os.getpid()}.tmp')
+        with gzip.open(osp.join(source_dir, name + '.gz'), 'rb') as src, \
+                open(tmp, 'wb') as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, osp.join(data_root, name))  # atomic: no torn files
+    return data_root
+
+
+@DATASETS.register_module()
+class LocalFashionMNIST(FashionMNIST):
+    """mmpretrain's ``FashionMNIST`` that never downloads.
+
+    It un-gzips the files of the Debian package ``dataset-fashion-mnist``
+    into ``data_root`` on first use (main process), and a missing data set
+    raises an error naming the package and the folders. Arguments are those
+    of :class:`mmpretrain.datasets.FashionMNIST` plus ``source_dir``.
+
+    Args:
+        data_root (str): Folder of the un-gzipped IDX files.
+        split (str): ``'train'`` or ``'test'``.
+        source_dir (str): Folder of the gzipped Debian files.
+    """
+
+    def __init__(self,
+                 data_root: str = 'data/fashion-mnist',
+                 split: str = 'train',
+                 source_dir: str = DEBIAN_DIR,
+                 **kwargs) -> None:
+        if kwargs.pop('download', False):
+            raise ValueError('LocalFashionMNIST never downloads (no network '
+                             f'at run time); install {DEBIAN_PACKAGE}.')
+        self.source_dir = source_dir
+        super().__init__(
+            data_root=data_root, split=split, download=False, **kwargs)
+
+    def load_data_list(self):
+        root = self.data_prefix['root']
+        if dist.is_main_process():
+            prepare_fashion_mnist(root, self.source_dir)
+        dist.barrier()
+        prepare_fashion_mnist(root, self.source_dir)  # raises on every rank
+        # mmpretrain 1.2.0 picks the files by ``test_mode``, not ``split``
+        # (``split='test'`` silently reads the training set); we use split.
+        images, labels = (self.test_list if self.split == 'test' else
+                          self.train_list)
+        imgs = read_image_file(osp.join(root, rm_suffix(images[0])))
+        gt_labels = read_label_file(osp.join(root, rm_suffix(labels[0])))
+        return [{
+            'img': img.numpy(),
+            'gt_label': np.array(label, dtype=np.int64)
+        } for img, label in zip(imgs, gt_labels)]

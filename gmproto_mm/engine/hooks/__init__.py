@@ -1,0 +1,3 @@
+from .freeze_prototypes_hook import FreezePrototypesHook
+
+__all__ = ['FreezePrototypesHook']

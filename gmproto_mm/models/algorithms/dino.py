@@ -1,0 +1,192 @@
+"""DINO: self-distillation with no labels (https://arxiv.org/abs/2104.14294).
+
+mmpretrain 1.2.0 ships no DINO (its ``projects/dino`` never updates the
+teacher), so this is ours. The prototype head is pluggable: see
+:mod:`gmproto_mm.models.heads.base_prototype_head`.
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmpretrain.models import BaseSelfSupervisor
+from mmpretrain.models.utils import CosineEMA
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+
+def group_same_shape(views: Sequence[torch.Tensor]) -> List[List[int]]:
+    """Indices of consecutive views that share a shape (one forward each)."""
+    groups: List[List[int]] = []
+    for i, view in enumerate(views):
+        if groups and views[groups[-1][-1]].shape == view.shape:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+@MODELS.register_module()
+class DINO(BaseSelfSupervisor):
+    """DINO with a pluggable prototype head.
+
+    Student = backbone + neck + head; teacher = EMA of backbone + neck (+ the
+    head's :meth:`teacher_module`, unless the head shares one bank).
+
+    Args:
+        backbone (dict): Backbone config (ViT with ``out_type='cls_token'``).
+        neck (dict): ``DINONeck`` config.
+        head (dict): A prototype head config (``DINOHead``,
+            ``DecoupledGMMHead``).
+        base_momentum (float): Teacher EMA start momentum in mmengine's
+            convention, where the momentum weighs the *student*:
+            ``teacher = (1 - m) * teacher + m * student``. DINO's 0.996 is
+            ``m = 1 - 0.996 = 0.004``. Defaults to 0.004.
+        end_momentum (float): Momentum at the end of training (cosine
+            schedule over ``max_iters``); DINO's 1.0 is 0. Defaults to 0.
+        num_global_views (int): The first views are global (the teacher sees
+            only these). Defaults to 2.
+        predict_with (str): ``'teacher'`` (DINO's evaluation) or
+            ``'student'`` weights in ``predict`` mode. Defaults to
+            ``'teacher'``.
+        pretrained (str, optional): Checkpoint to load.
+        data_preprocessor (dict, optional): Defaults to
+            ``SelfSupDataPreprocessor``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 base_momentum: float = 0.004,
+                 end_momentum: float = 0.,
+                 num_global_views: int = 2,
+                 predict_with: str = 'teacher',
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        if num_global_views < 1:
+            raise ValueError(
+                f'num_global_views must be >= 1, got {num_global_views}')
+        if predict_with not in ('teacher', 'student'):
+            raise ValueError("predict_with must be 'teacher' or 'student', "
+                             f'got {predict_with!r}')
+        neck_out = getattr(self.neck, 'out_channels', None)
+        if neck_out is not None and neck_out != self.head.in_channels:
+            raise ValueError(
+                f'neck out_channels ({neck_out}) must equal head in_channels '
+                f'({self.head.in_channels})')
+        self.num_global_views = num_global_views
+        self.predict_with = predict_with
+        self.teacher = CosineEMA(
+            self._ema_source(),
+            momentum=base_momentum,
+            end_momentum=end_momentum)
+
+    def _ema_source(self) -> nn.ModuleDict:
+        """The student parts the teacher averages (not registered twice)."""
+        parts = dict(backbone=self.backbone, neck=self.neck)
+        head_part = self.head.teacher_module()
+        if head_part is not None:
+            parts['head'] = head_part
+        return nn.ModuleDict(parts)
+
+    def _teacher_head(self) -> Optional[nn.Module]:
+        teacher = self.teacher.module
+        return teacher['head'] if 'head' in teacher else None
+
+    def train(self, mode: bool = True) -> 'DINO':
+        """Keep the teacher in eval mode: like DINO's, it has no drop path."""
+        super().train(mode)
+        self.teacher.train(False)
+        return self
+
+    @staticmethod
+    def _embed(backbone: nn.Module, neck: nn.Module,
+               views: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """``(B, D)`` embeddings per view; same-size views share a forward."""
+        embeds: List[torch.Tensor] = [None] * len(views)  # type: ignore
+        for group in group_same_shape(views):
+            z = neck(backbone(torch.cat([views[i] for i in group])))[0]
+            for i, chunk in zip(group, z.chunk(len(group))):
+                embeds[i] = chunk
+        return embeds
+
+    def loss(self, inputs: List[torch.Tensor],
+             data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """Multi-crop self-distillation loss.
+
+        Args:
+            inputs (list[Tensor]): Views ``(B, C, H_v, W_v)``, the
+                ``num_global_views`` global views first.
+            data_samples (list[DataSample]): Unused.
+
+        Returns:
+            dict[str, Tensor]: Loss dict of the head.
+        """
+        if not isinstance(inputs, (list, tuple)) or \
+                len(inputs) <= self.num_global_views:
+            got = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+            raise ValueError(
+                f'DINO needs more than num_global_views='
+                f'{self.num_global_views} views per image (use MultiView), '
+                f'got {got}')
+        global_views = inputs[:self.num_global_views]
+        with torch.no_grad():
+            self.teacher.update_parameters(self._ema_source())
+            teacher = self.teacher.module
+            teacher_embeds = self._embed(teacher['backbone'],
+                                         teacher['neck'], global_views)
+        student_embeds = self._embed(self.backbone, self.neck, inputs)
+        return self.head.loss(student_embeds, teacher_embeds,
+                              self._teacher_head())
+
+    def forward(self,
+                inputs: Union[torch.Tensor, List[torch.Tensor]],
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """``'tensor'``, ``'loss'`` or ``'predict'`` (features for eval)."""
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        return super().forward(inputs, data_samples, mode)
+
+    @torch.no_grad()
+    def predict(self,
+                inputs: Union[torch.Tensor, List[torch.Tensor]],
+                data_samples: Optional[List[DataSample]] = None
+                ) -> List[DataSample]:
+        """Backbone [CLS] features and prototype assignments.
+
+        Args:
+            inputs (Tensor | list[Tensor]): ``(B, C, H, W)`` (first view if a
+                list).
+            data_samples (list[DataSample], optional): Filled in place.
+
+        Returns:
+            list[DataSample]: Each with ``backbone_feat`` ``(C,)`` and
+            ``prototype_probs`` ``(K,)`` (teacher assignment).
+        """
+        if isinstance(inputs, (list, tuple)):
+            inputs = inputs[0]
+        if self.predict_with == 'teacher':
+            net = self.teacher.module
+            backbone, neck, head_part = net['backbone'], net[
+                'neck'], self._teacher_head()
+        else:
+            backbone, neck, head_part = self.backbone, self.neck, None
+        feats = backbone(inputs)[-1]
+        probs = self.head.assign(neck((feats, ))[0], head_part)
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(inputs.shape[0])]
+        for sample, feat, prob in zip(data_samples, feats, probs):
+            sample.set_field(feat.float(), 'backbone_feat')
+            sample.set_field(prob, 'prototype_probs')
+        return data_samples

@@ -1,0 +1,54 @@
+"""DINO's joint prototype head (https://arxiv.org/abs/2104.14294)."""
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.parametrizations import weight_norm
+from mmpretrain.registry import MODELS
+
+from .base_prototype_head import BasePrototypeHead
+
+
+@MODELS.register_module()
+class DINOHead(BasePrototypeHead):
+    """Weight-normalised last layer whose K rows are learned prototypes.
+
+    The baseline of the paper: prototypes are trained by gradient descent
+    jointly with the encoder, and the teacher keeps an EMA copy of them.
+
+    Args:
+        in_channels (int): Bottleneck size D. Defaults to 256.
+        num_prototypes (int): K. Defaults to 65536.
+        norm_last_layer (bool): Fix the weight-norm gain to 1, so logits are
+            cosine similarities. Defaults to True.
+        loss (dict): Loss config. Defaults to ``dict(type='DINOLoss')``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int = 256,
+                 num_prototypes: int = 65536,
+                 norm_last_layer: bool = True,
+                 loss: dict = dict(type='DINOLoss'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(in_channels, num_prototypes, loss, init_cfg)
+        self.last_layer = weight_norm(
+            nn.Linear(in_channels, num_prototypes, bias=False))
+        gain = self.last_layer.parametrizations.weight.original0
+        gain.data.fill_(1.)
+        gain.requires_grad = not norm_last_layer
+
+    @property
+    def prototypes(self) -> torch.Tensor:
+        return self.last_layer.weight.detach()
+
+    def teacher_module(self) -> nn.Module:
+        return self.last_layer
+
+    def prototype_parameters(self) -> List[nn.Parameter]:
+        return [p for p in self.last_layer.parameters() if p.requires_grad]
+
+    def _logits(self, embeds: torch.Tensor,
+                teacher_module: Optional[nn.Module]) -> torch.Tensor:
+        layer = self.last_layer if teacher_module is None else teacher_module
+        return layer(embeds)

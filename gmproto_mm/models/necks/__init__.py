@@ -1,0 +1,3 @@
+from .dino_neck import DINONeck
+
+__all__ = ['DINONeck']

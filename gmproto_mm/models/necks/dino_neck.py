@@ -1,0 +1,64 @@
+"""DINO's projection MLP (https://arxiv.org/abs/2104.14294)."""
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+
+@MODELS.register_module()
+class DINONeck(BaseModule):
+    """MLP ``in -> hidden -> ... -> bottleneck`` with GELU, L2-normalised out.
+
+    Args:
+        in_channels (int): Backbone feature size (ViT-B: 768).
+        hid_channels (int): Hidden width. Defaults to 2048.
+        bottleneck_channels (int): Output size D. Defaults to 256.
+        num_layers (int): Linear layers (>= 1). Defaults to 3.
+        init_cfg (dict | list, optional): Defaults to truncated normal
+            (std 0.02) on linear weights, zero bias, as DINO.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 hid_channels: int = 2048,
+                 bottleneck_channels: int = 256,
+                 num_layers: int = 3,
+                 init_cfg: Optional[Union[dict, List[dict]]] = dict(
+                     type='TruncNormal', layer='Linear', std=0.02,
+                     bias=0.)) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_layers < 1:
+            raise ValueError(f'num_layers must be >= 1, got {num_layers}')
+        self.in_channels = in_channels
+        self.out_channels = bottleneck_channels
+        dims = [in_channels] + [hid_channels] * (num_layers - 1) + [
+            bottleneck_channels
+        ]
+        layers: List[nn.Module] = []
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(nn.Linear(d_in, d_out))
+            if i < num_layers - 1:
+                layers.append(nn.GELU())
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x: Union[Tuple[torch.Tensor], torch.Tensor]
+                ) -> Tuple[torch.Tensor]:
+        """Project and normalise.
+
+        Args:
+            x (tuple[Tensor] | Tensor): Backbone output; the last ``(B, C)``
+                tensor is used (ViT ``out_type='cls_token'``).
+
+        Returns:
+            tuple[Tensor]: ``((B, D),)`` unit-norm embeddings.
+        """
+        if isinstance(x, (tuple, list)):
+            x = x[-1]
+        if x.dim() != 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'DINONeck expects (B, {self.in_channels}) features (set '
+                f'in_channels to the backbone width), got {tuple(x.shape)}')
+        return (F.normalize(self.mlp(x), dim=-1), )
