@@ -77,4 +77,4 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=256)
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
+

@@ -7,6 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
+from gmproto_mm.engine import prepare_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,7 +71,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
     runner.train()
 
 

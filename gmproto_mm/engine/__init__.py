@@ -1,1 +1,4 @@
+from .cpu_distributed import prepare_cpu_distributed
 from .hooks import *  # noqa: F401,F403
+
+__all__ = ['prepare_cpu_distributed']

@@ -1,0 +1,57 @@
+"""Shared fixtures: the repo root, real Fashion-MNIST and small configs."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+
+import gmproto_mm  # noqa: F401
+from gmproto_mm.datasets import prepare_fashion_mnist
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FMNIST_ROOT = osp.join(REPO_ROOT, 'data', 'fashion-mnist')
+
+
+@pytest.fixture(scope='session')
+def fmnist_root() -> str:
+    """Un-gzipped real Fashion-MNIST (from the Debian package)."""
+    return prepare_fashion_mnist(FMNIST_ROOT)
+
+
+def small_cfg(name: str, work_dir: str, num_images: int = 32,
+              batch_size: int = 8, **options) -> Config:
+    """A config of ``configs/`` shrunk to a few tiny iterations."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
+    cfg.work_dir = work_dir
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    cfg.train_dataloader.dataset.indices = num_images
+    cfg.train_dataloader.dataset.data_root = FMNIST_ROOT
+    cfg.default_hooks.logger.interval = 1
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+SMALL_OPTIONS = [
+    'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False',
+    'train_dataloader.dataset.indices=32',
+    f'train_dataloader.dataset.data_root={FMNIST_ROOT}',
+    'default_hooks.logger.interval=1'
+]
+
+
+def run_tool(args, timeout=600, env_extra=None) -> subprocess.CompletedProcess:
+    """Run a command from the repo root with this interpreter; fail loudly."""
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore')
+    env.update(env_extra or {})
+    proc = subprocess.run(
+        args, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout)
+    assert proc.returncode == 0, (
+        f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
+        f'{proc.stderr[-5000:]}')
+    return proc
