@@ -14,6 +14,13 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST_ROOT = osp.join(REPO_ROOT, 'data', 'fashion-mnist')
 
 
+@pytest.fixture(autouse=True)
+def max_iters_in_message_hub():
+    """What the Runner provides and DINO's teacher schedule reads."""
+    from mmengine.logging import MessageHub
+    MessageHub.get_current_instance().update_info('max_iters', 100)
+
+
 @pytest.fixture(scope='session')
 def fmnist_root() -> str:
     """Un-gzipped real Fashion-MNIST (from the Debian package)."""
@@ -31,6 +38,7 @@ def small_cfg(name: str, work_dir: str, num_images: int = 32,
     cfg.train_dataloader.dataset.indices = num_images
     cfg.train_dataloader.dataset.data_root = FMNIST_ROOT
     cfg.default_hooks.logger.interval = 1
+    cfg.train_cfg.max_epochs = 1
     cfg.merge_from_dict(options)
     return cfg
 

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import MessageHub
 from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
@@ -139,6 +140,12 @@ class DINO(BaseSelfSupervisor):
                 f'DINO needs more than num_global_views='
                 f'{self.num_global_views} views per image (use MultiView), '
                 f'got {got}')
+        if MessageHub.get_current_instance().get_info('max_iters') is None:
+            raise ValueError(
+                "DINO's teacher momentum follows a cosine over 'max_iters', "
+                'which the Runner puts in the message hub; outside a Runner '
+                "call MessageHub.get_current_instance().update_info("
+                "'max_iters', N) first")
         global_views = inputs[:self.num_global_views]
         with torch.no_grad():
             self.teacher.update_parameters(self._ema_source())

@@ -1,1 +1,3 @@
+from .online_gmm import OnlineGaussianMixture
 
+__all__ = ['OnlineGaussianMixture']

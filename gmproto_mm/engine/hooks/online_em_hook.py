@@ -1,0 +1,136 @@
+"""Online EM on the prototype banks after every optimizer step."""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine import dist
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
+
+
+def all_gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``(n_r, D)`` tensors of every rank in rank order.
+
+    Ranks may hold different ``n_r`` (including 0): rows are padded to the
+    largest count for ``all_gather`` and trimmed after. Every rank gets the
+    identical ``(sum n_r, D)`` result. A no-op in one process.
+    """
+    if dist.get_world_size() == 1:
+        return x
+    count = torch.tensor([x.shape[0]], device=x.device)
+    counts = [int(c) for c in dist.all_gather(count)]
+    padded = x.new_zeros((max(counts), x.shape[1]))
+    padded[:x.shape[0]] = x
+    gathered = dist.all_gather(padded)
+    return torch.cat([g[:n] for g, n in zip(gathered, counts)])
+
+
+def find_em_banks(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """Modules honouring the EM-bank contract (``gmm`` attribute with
+    ``update`` and a ``pop_cached_embeddings`` method), by name."""
+    return [(name, module) for name, module in model.named_modules()
+            if callable(getattr(module, 'pop_cached_embeddings', None))
+            and callable(getattr(getattr(module, 'gmm', None), 'update',
+                                 None))]
+
+
+@HOOKS.register_module()
+class OnlineEMHook(Hook):
+    """Update every Gaussian-mixture prototype bank by one EM step per
+    optimizer step, on the teacher embeddings gathered from all ranks.
+
+    Every rank runs the identical update on the identical gathered batch, so
+    the banks stay identical without a broadcast; every
+    ``sync_check_interval`` updates a checksum comparison guards against
+    drift and, if any, re-broadcasts rank 0's state with a warning.
+
+    Args:
+        interval (int): Update every ``interval`` optimizer steps; batches in
+            between are discarded. Defaults to 1.
+        start_iter (int): First iteration to update at. Defaults to 0.
+        sync_check_interval (int): Updates between drift checks (0: never).
+            Defaults to 100.
+        log_prefix (str): Prefix of the logged statistics. Defaults to 'em'.
+    """
+
+    priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL) logs the stats
+
+    def __init__(self,
+                 interval: int = 1,
+                 start_iter: int = 0,
+                 sync_check_interval: int = 100,
+                 log_prefix: str = 'em') -> None:
+        if interval < 1 or start_iter < 0 or sync_check_interval < 0:
+            raise ValueError('interval must be >= 1, start_iter and '
+                             'sync_check_interval >= 0; got '
+                             f'{interval}, {start_iter}, {sync_check_interval}')
+        self.interval = interval
+        self.start_iter = start_iter
+        self.sync_check_interval = sync_check_interval
+        self.log_prefix = log_prefix
+        self._banks: List[Tuple[str, nn.Module]] = []
+        self._num_updates = 0
+
+    def before_train(self, runner) -> None:
+        self._banks = find_em_banks(get_ori_model(runner.model))
+        if not self._banks:
+            raise ValueError(
+                'OnlineEMHook found no prototype bank: the model needs a head '
+                'such as DecoupledGMMHead (a module with `gmm` and '
+                '`pop_cached_embeddings()`)')
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs: Optional[dict] = None) -> None:
+        should_update = getattr(runner.optim_wrapper, 'should_update', None)
+        if should_update is not None and not should_update():
+            return  # gradient accumulation: keep the cache until the step
+        due = runner.iter >= self.start_iter and \
+            (runner.iter - self.start_iter) % self.interval == 0
+        for name, bank in self._banks:
+            embeds = bank.pop_cached_embeddings()  # always: bounded memory
+            if not due:
+                continue
+            embeds = all_gather_rows(embeds)
+            if embeds.shape[0] == 0:
+                continue  # identical decision on every rank
+            stats = bank.gmm.update(embeds)
+            self._log(runner, name, stats)
+        if due:
+            self._num_updates += 1
+            if self.sync_check_interval and \
+                    self._num_updates % self.sync_check_interval == 0:
+                self.check_sync(runner)
+
+    def _log(self, runner, bank_name: str, stats: Dict[str, float]) -> None:
+        prefix = self.log_prefix if len(self._banks) == 1 else \
+            f'{self.log_prefix}_{bank_name.replace(".", "_")}'
+        for key, value in stats.items():
+            runner.message_hub.update_scalar(f'train/{prefix}_{key}', value)
+
+    def check_sync(self, runner) -> bool:
+        """Compare bank checksums across ranks; re-broadcast if they differ.
+
+        Returns:
+            bool: True when every bank was identical on every rank.
+        """
+        in_sync = True
+        for name, bank in self._banks:
+            state = list(bank.gmm.state_dict().values())
+            checksum = torch.stack(
+                [t.double().sum() for t in state if t.is_floating_point()])
+            low, high = checksum.clone(), checksum.clone()
+            dist.all_reduce(low, op='min')
+            dist.all_reduce(high, op='max')
+            if torch.equal(low, high):
+                continue
+            in_sync = False
+            runner.logger.warning(f'prototype bank {name!r} drifted across '
+                                  'ranks; re-broadcasting rank 0')
+            for tensor in state:
+                if tensor.is_floating_point():  # counters agree by design
+                    dist.broadcast(tensor, src=0)
+        return in_sync

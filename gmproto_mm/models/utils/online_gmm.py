@@ -1,0 +1,550 @@
+"""Online EM for a diagonal Gaussian mixture on the unit sphere.
+
+The prototype step of decoupled Gaussian-mixture prototypes ("Why Prototypes
+Collapse", https://arxiv.org/abs/2510.20108): the prototypes are the unit-norm
+means of a mixture fitted to the teacher's L2-normalised embeddings by one
+online EM step per training iteration, with deterministic annealing of the
+E-step and responsibility-based forgetting of the sufficient statistics (see
+``METHOD.md``, "Online EM").
+
+Pure PyTorch on purpose (no mmengine / mmpretrain): the algorithm and hooks
+own the scheduling, this module owns the math and its state.
+"""
+import contextlib
+import math
+from typing import Dict, Iterator, Optional
+
+import torch
+from torch import Tensor, nn
+
+_F32 = torch.float32
+_TINY = torch.finfo(_F32).tiny  # smallest normal fp32; 1 / _TINY is finite
+# exp() below this returns fp32 denormals (and takes a slow path on CPU):
+# such responsibilities, relative to a row maximum of 1, are flushed to 0.
+_LOG_FLOOR = -87.0
+_EXP_FLOOR = math.exp(_LOG_FLOOR)
+_INITS = ('kmeans++', 'sample', 'uniform')
+_SCHEDULES = ('cosine', 'linear')
+
+
+@contextlib.contextmanager
+def _ieee_fp32_matmul(device: torch.device) -> Iterator[None]:
+    """Run CUDA matmuls in full fp32 (no TF32) inside the block.
+
+    The E-step expands ``-(x - mu)^2 / (2 var)`` into three terms of size
+    ``~1 / var`` that cancel; TF32's 10-bit mantissa would make the log
+    densities meaningless. Uses the per-backend precision API only (mixing it
+    with the legacy ``allow_tf32`` flags raises in recent PyTorch) and
+    restores the caller's setting.
+    """
+    matmul = getattr(torch.backends.cuda, 'matmul', None)
+    if device.type != 'cuda' or not hasattr(matmul, 'fp32_precision'):
+        yield
+        return
+    previous = matmul.fp32_precision
+    matmul.fp32_precision = 'ieee'
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = previous
+
+
+class OnlineGaussianMixture(nn.Module):
+    """Diagonal Gaussian mixture on the sphere, fitted by online EM.
+
+    One :meth:`update` is one EM step on a batch ``x`` of shape ``(N, D)``:
+
+    * E-step: ``log p_nk = log pi_k + log N(x_n | mu_k, diag var_k)``,
+      ``r_nk = softmax_k(beta_t * log p_nk)`` with ``beta_t`` annealed from
+      ``beta_start`` to 1 over ``beta_iters`` updates.
+    * Batch statistics ``N_k = sum_n r_nk``, ``S_k = r^T x``,
+      ``Q_k = r^T x^2``, and forgetting ``rho_k = (1 - forgetting) ** N_k``:
+      ``acc <- rho * acc + batch`` for ``acc_count``, ``acc_sum``,
+      ``acc_sq_sum``. A component with ``N_k == 0`` keeps its statistics
+      bit for bit.
+    * M-step: ``pi = acc_count / sum(acc_count)``, ``m = acc_sum / acc_count``,
+      ``var = max(acc_sq_sum / acc_count - m^2, min_var)``,
+      ``mu = m / ||m||``.
+
+    All state is registered as buffers (float32 apart from the counters), so
+    ``state_dict`` and checkpoints carry it. Scratch space is kept in
+    non-persistent buffers allocated once, so a step at ``K = 65536``,
+    ``D = 256`` allocates no ``(K, D)`` temporaries: the E-step is one matmul
+    of ``beta * [x^2, x, 1]`` ``(N, 2D+1)`` against
+    ``[-1 / (2 var), mu / var, c]`` ``(K, 2D+1)``, the M-step one matmul of
+    the responsibilities against ``[x^2, x, 1]``.
+
+    Identical inputs give identical results on every process (the
+    initialisation uses a CPU generator seeded with ``seed``), which is what
+    multi-process training relies on to keep the prototypes in sync.
+
+    Args:
+        num_components (int): Number of components ``K`` (>= 1).
+        dim (int): Feature dimension ``D`` (>= 1).
+        forgetting (float): Forgetting rate ``eta`` in (0, 1); a component
+            receiving responsibility mass ``N_k`` scales its statistics by
+            ``(1 - eta) ** N_k``. Defaults to 0.01.
+        beta_start (float): Initial inverse temperature ``beta_0`` in (0, 1].
+            Defaults to 0.3.
+        beta_iters (int): Updates over which ``beta`` rises to 1 (>= 0; 0
+            means ``beta = 1`` always). Defaults to 1000.
+        beta_schedule (str): ``'cosine'`` or ``'linear'``. Defaults to
+            ``'cosine'``.
+        min_var (float): Lower bound of every variance (> 0). Defaults to
+            1e-4.
+        init (str): Initialisation of the means on the first update:
+            ``'kmeans++'`` (k-means++ seeding on the batch with the cosine
+            distance), ``'sample'`` (random rows of the batch) or
+            ``'uniform'`` (uniform on the sphere, ignores the batch).
+            Defaults to ``'kmeans++'``.
+        init_noise (float): Expected norm of the Gaussian noise added to the
+            data-initialised means before renormalising (>= 0), so that
+            duplicates (``K > N``) separate. Defaults to 0.01.
+        prior_count (float): Initial ``acc_count`` of every component (> 0).
+            Defaults to 1.0.
+        seed (int): Seed of the initialisation. Defaults to 0.
+    """
+
+    pi: Tensor
+    mu: Tensor
+    var: Tensor
+    acc_count: Tensor
+    acc_sum: Tensor
+    acc_sq_sum: Tensor
+    num_updates: Tensor
+    initialized: Tensor
+    _work: Tensor
+    _resp: Tensor
+
+    def __init__(self,
+                 num_components: int,
+                 dim: int,
+                 *,
+                 forgetting: float = 0.01,
+                 beta_start: float = 0.3,
+                 beta_iters: int = 1000,
+                 beta_schedule: str = 'cosine',
+                 min_var: float = 1e-4,
+                 init: str = 'kmeans++',
+                 init_noise: float = 0.01,
+                 prior_count: float = 1.0,
+                 seed: int = 0) -> None:
+        super().__init__()
+        _check_int('num_components', num_components, 1)
+        _check_int('dim', dim, 1)
+        _check_int('beta_iters', beta_iters, 0)
+        _check_int('seed', seed, None)
+        if not 0.0 < forgetting < 1.0:
+            raise ValueError(
+                f'forgetting must be in (0, 1), got {forgetting!r}')
+        if not 0.0 < beta_start <= 1.0:
+            raise ValueError(
+                f'beta_start must be in (0, 1], got {beta_start!r}')
+        if beta_schedule not in _SCHEDULES:
+            raise ValueError(f'beta_schedule must be one of {_SCHEDULES}, '
+                             f'got {beta_schedule!r}')
+        if not (min_var > 0.0 and math.isfinite(min_var)):
+            raise ValueError(
+                f'min_var must be a finite number > 0, got {min_var!r}')
+        if init not in _INITS:
+            raise ValueError(f'init must be one of {_INITS}, got {init!r}')
+        if not (init_noise >= 0.0 and math.isfinite(init_noise)):
+            raise ValueError(
+                f'init_noise must be a finite number >= 0, got {init_noise!r}')
+        if not (prior_count > 0.0 and math.isfinite(prior_count)):
+            raise ValueError(
+                f'prior_count must be a finite number > 0, got {prior_count!r}')
+
+        self.num_components = num_components
+        self.dim = dim
+        self.forgetting = float(forgetting)
+        self.beta_start = float(beta_start)
+        self.beta_iters = beta_iters
+        self.beta_schedule = beta_schedule
+        self.min_var = float(min_var)
+        self.init = init
+        self.init_noise = float(init_noise)
+        self.prior_count = float(prior_count)
+        self.seed = seed
+
+        K, D = num_components, dim
+        # Valid unit-norm placeholders until the first update initialises
+        # from data, so the prototypes can be read (e.g. for logits) at once.
+        self.register_buffer('pi', torch.full((K, ), 1.0 / K))
+        self.register_buffer('mu', self._uniform_means(torch.device('cpu')))
+        self.register_buffer('var', torch.ones(K, D))
+        self.register_buffer('acc_count', torch.zeros(K))
+        self.register_buffer('acc_sum', torch.zeros(K, D))
+        self.register_buffer('acc_sq_sum', torch.zeros(K, D))
+        self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
+        self.register_buffer('initialized', torch.zeros((), dtype=torch.bool))
+        # Scratch (K, 2D+1), allocated on first use: the E-step weights, then
+        # the M-step statistics, then the unnormalised means.
+        self.register_buffer('_work', torch.empty(0), persistent=False)
+        # Scratch (N, K) for the responsibilities, reallocated when N changes.
+        self.register_buffer('_resp', torch.empty(0), persistent=False)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def means(self) -> Tensor:
+        """Unit-norm means (prototypes) of shape ``(K, D)``."""
+        return self.mu
+
+    @property
+    def variances(self) -> Tensor:
+        """Diagonal variances of shape ``(K, D)``."""
+        return self.var
+
+    @property
+    def weights(self) -> Tensor:
+        """Mixture weights of shape ``(K,)``, summing to 1."""
+        return self.pi
+
+    @property
+    def beta(self) -> float:
+        """Inverse temperature the next :meth:`update` will use."""
+        return self._beta_at(int(self.num_updates))
+
+    def _beta_at(self, t: int) -> float:
+        if self.beta_iters == 0 or t >= self.beta_iters:
+            return 1.0
+        frac = t / self.beta_iters
+        if self.beta_schedule == 'cosine':
+            ramp = 1.0 - (1.0 + math.cos(math.pi * frac)) / 2.0
+        else:
+            ramp = frac
+        return 1.0 - (1.0 - self.beta_start) * (1.0 - ramp)
+
+    def extra_repr(self) -> str:
+        return (f'num_components={self.num_components}, dim={self.dim}, '
+                f'forgetting={self.forgetting}, beta={self.beta_schedule}'
+                f'({self.beta_start} -> 1 over {self.beta_iters} updates), '
+                f'min_var={self.min_var}, init={self.init!r}')
+
+    # ------------------------------------------------------------ public API
+    @torch.no_grad()
+    def update(self, x: Tensor) -> Dict[str, float]:
+        """Run one online EM step on a batch (initialising on the first call).
+
+        Rows of ``x`` are L2-normalised here (they are expected to be close
+        to unit norm already: the teacher's normalised embeddings). The step
+        always runs in fp32 with autocast disabled.
+
+        Args:
+            x (Tensor): Embeddings of shape ``(N, D)``, any float dtype.
+
+        Returns:
+            Dict[str, float]: ``beta`` (the beta used), ``resp_max_mean``
+            (mean over the batch of ``max_k r_nk``), ``effective_components``
+            (``exp`` of the entropy of the weights), ``weight_min``,
+            ``weight_max`` and ``log_likelihood`` (mean ``log p(x_n)`` at
+            beta = 1, under the parameters before the step).
+
+        Raises:
+            ValueError: If ``x`` is not ``(N, D)`` with ``N >= 1`` or holds
+                NaN/Inf; the state is then left untouched.
+        """
+        x = self._prepare(x)  # validates before any state change
+        with torch.autocast(device_type=x.device.type, enabled=False), \
+                _ieee_fp32_matmul(x.device):
+            if not bool(self.initialized):
+                self._initialise(x)
+            beta = self._beta_at(int(self.num_updates))
+            feats = self._features(x)
+            resp, row_max, row_sum = self._e_step(feats, beta)
+            # Fold the softmax normalisation 1 / row_sum into the features.
+            stats = self._batch_stats(resp, feats.div_(row_sum))
+            self._accumulate(stats)
+            self._m_step()
+            self.num_updates += 1
+
+            log_lik = self._log_likelihood(resp, row_max, beta)
+            resp_max_mean = row_sum.reciprocal().mean()  # max_k r~_nk == 1
+            pi = self.pi
+            entropy = -(pi * pi.clamp_min(_TINY).log()).sum()
+            values = torch.stack([
+                resp_max_mean, entropy.exp(), pi.min(), pi.max(), log_lik
+            ]).tolist()
+        return dict(
+            beta=beta,
+            resp_max_mean=values[0],
+            effective_components=values[1],
+            weight_min=values[2],
+            weight_max=values[3],
+            log_likelihood=values[4])
+
+    @torch.no_grad()
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Joint log densities ``log pi_k + log N(x_n | mu_k, var_k)``.
+
+        Args:
+            x (Tensor): Embeddings of shape ``(N, D)`` (L2-normalised here).
+
+        Returns:
+            Tensor: fp32 log densities of shape ``(N, K)``.
+        """
+        x = self._prepare(x)
+        self._require_initialised()
+        with torch.autocast(device_type=x.device.type, enabled=False), \
+                _ieee_fp32_matmul(x.device):
+            feats = self._features(x)
+            out = x.new_empty(x.shape[0], self.num_components)
+            return torch.matmul(feats, self._e_step_weights().T, out=out)
+
+    @torch.no_grad()
+    def responsibilities(self,
+                         x: Tensor,
+                         beta: Optional[float] = None) -> Tensor:
+        """Posterior ``softmax_k(beta * log p_nk)``; changes no state.
+
+        Args:
+            x (Tensor): Embeddings of shape ``(N, D)`` (L2-normalised here).
+            beta (float, optional): Inverse temperature in (0, 1]; defaults
+                to 1 (the plain posterior).
+
+        Returns:
+            Tensor: fp32 responsibilities of shape ``(N, K)``, rows sum to 1.
+        """
+        beta = 1.0 if beta is None else float(beta)
+        if not 0.0 < beta <= 1.0:
+            raise ValueError(f'beta must be in (0, 1], got {beta!r}')
+        logp = self.log_prob(x)
+        return torch.softmax(logp.mul_(beta), dim=1)
+
+    # --------------------------------------------------------------- helpers
+    def _prepare(self, x: Tensor) -> Tensor:
+        """Validate ``x`` and return it as unit-norm fp32 rows on our device."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f'x must be a Tensor, got {type(x).__name__}')
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f'x must have shape (N, {self.dim}) = (N, dim), '
+                             f'got {tuple(x.shape)}')
+        if x.shape[0] == 0:
+            raise ValueError(
+                f'x is empty (shape {tuple(x.shape)}); need N >= 1 rows')
+        if x.is_complex():
+            raise ValueError(f'x must be real, got dtype {x.dtype}')
+        x = x.detach().to(device=self.mu.device, dtype=_F32)
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(
+                f'x of shape {tuple(x.shape)} contains {bad} non-finite '
+                'values (NaN/Inf); the GMM state was not changed')
+        return torch.nn.functional.normalize(x, dim=1)
+
+    def _require_initialised(self) -> None:
+        if not bool(self.initialized):
+            raise ValueError('OnlineGaussianMixture is not initialised: '
+                             'call update() first')
+
+    def _uniform_means(self, device: torch.device) -> Tensor:
+        gen = torch.Generator().manual_seed(self.seed)
+        mu = torch.randn(self.num_components, self.dim, generator=gen)
+        return torch.nn.functional.normalize(mu, dim=1).to(device)
+
+    def _workspace(self) -> Tensor:
+        """The ``(K, 2D+1)`` scratch buffer, (re)allocated when needed."""
+        shape = (self.num_components, 2 * self.dim + 1)
+        if (self._work.shape != shape or self._work.device != self.mu.device
+                or self._work.dtype != _F32):
+            self._work = torch.zeros(shape, dtype=_F32, device=self.mu.device)
+        return self._work
+
+    @staticmethod
+    def _features(x: Tensor) -> Tensor:
+        """``[x^2, x, 1]`` of shape ``(N, 2D+1)``."""
+        return torch.cat([x * x, x, x.new_ones(x.shape[0], 1)], dim=1)
+
+    # ------------------------------------------------------------- EM pieces
+    def _initialise(self, x: Tensor) -> None:
+        """Set means, variances, weights and prior statistics from ``x``."""
+        K, D = self.num_components, self.dim
+        if self.init == 'uniform':
+            mu = self._uniform_means(x.device)
+        else:
+            # On the CPU with a fixed seed: identical on every process.
+            gen = torch.Generator().manual_seed(self.seed)
+            data = x.cpu()
+            if self.init == 'kmeans++':
+                idx = _kmeans_pp_indices(data, K, gen)
+            else:
+                idx = _sample_indices(data.shape[0], K, gen)
+            mu = data[idx]
+            if self.init_noise > 0:
+                noise = torch.randn(K, D, generator=gen)
+                mu.add_(noise, alpha=self.init_noise / math.sqrt(D))
+            mu = _normalise_or_random(mu, gen).to(x.device)
+        var = x.var(dim=0, correction=0).clamp_min_(self.min_var)
+        self.mu.copy_(mu)
+        self.var.copy_(var.expand(K, D))
+        self.pi.fill_(1.0 / K)
+        self.acc_count.fill_(self.prior_count)
+        torch.mul(self.mu, self.prior_count, out=self.acc_sum)
+        torch.addcmul(self.var, self.mu, self.mu, out=self.acc_sq_sum)
+        self.acc_sq_sum.mul_(self.prior_count)
+        self.initialized.fill_(True)
+
+    def _e_step_weights(self) -> Tensor:
+        """``[-1 / (2 var), mu / var, c]`` of shape ``(K, 2D+1)``.
+
+        ``c_k = log pi_k - sum_d log(2 pi var_kd) / 2 - sum_d mu_kd^2 /
+        (2 var_kd)``, so that ``[x^2, x, 1] @ W^T`` is ``log p_nk``.
+        Written into the scratch buffer, no ``(K, D)`` temporaries.
+        """
+        D = self.dim
+        work = self._workspace()
+        quad, lin, const = work[:, :D], work[:, D:2 * D], work[:, 2 * D]
+        torch.div(self.mu, self.var, out=lin)
+        torch.log(self.var, out=quad)
+        log_det = quad.sum(dim=1)
+        torch.mul(self.mu, lin, out=quad)
+        mahal_mu = quad.sum(dim=1)
+        torch.reciprocal(self.var, out=quad).mul_(-0.5)
+        torch.log(self.pi.clamp_min(_TINY), out=const)
+        const.sub_(log_det.add_(mahal_mu).add_(D * math.log(2 * math.pi)),
+                   alpha=0.5)
+        return work
+
+    def _e_step(self, feats: Tensor, beta: float):
+        """Unnormalised annealed responsibilities.
+
+        Args:
+            feats (Tensor): ``[x^2, x, 1]`` of shape ``(N, 2D+1)``.
+            beta (float): Inverse temperature.
+
+        Returns:
+            tuple: ``resp`` ``(N, K)`` with ``resp_nk = exp(beta * log p_nk
+            - row_max_n)`` (row maximum exactly 1; entries below ``e^-87``,
+            which would be fp32 denormals, are exactly 0), ``row_max``
+            ``(N, 1)``
+            = ``max_k beta * log p_nk`` and ``row_sum`` ``(N, 1)`` =
+            ``sum_k resp_nk``; ``resp / row_sum`` is the softmax.
+        """
+        weights = self._e_step_weights()
+        n = feats.shape[0]
+        resp = self._resp
+        if (resp.shape != (n, self.num_components)
+                or resp.device != feats.device or resp.dtype != _F32):
+            resp = self._resp = feats.new_empty(n, self.num_components)
+        # beta * log p in one matmul (beta folded into the small operand).
+        torch.matmul(feats * beta, weights.T, out=resp)
+        row_max = resp.amax(dim=1, keepdim=True)
+        resp.sub_(row_max).clamp_(min=_LOG_FLOOR).exp_()
+        torch.nn.functional.threshold_(resp, _EXP_FLOOR, 0.0)
+        row_sum = resp.sum(dim=1, keepdim=True)
+        return resp, row_max, row_sum
+
+    def _batch_stats(self, resp: Tensor, feats: Tensor) -> Tensor:
+        """``resp^T feats`` = ``[Q, S, N]`` of shape ``(K, 2D+1)``.
+
+        Overwrites the scratch buffer (the E-step weights are spent).
+        """
+        return torch.matmul(resp.T, feats, out=self._workspace())
+
+    def _accumulate(self, stats: Tensor) -> None:
+        """Forgetting ``acc <- rho * acc + batch`` with ``rho = (1-eta)^N``.
+
+        For ``N_k == 0`` the batch statistics are exactly 0 and ``rho_k`` is
+        exactly 1, so ``acc * 1 + 0`` keeps the statistics bit for bit.
+        """
+        D = self.dim
+        batch_sq, batch_sum, batch_count = (stats[:, :D], stats[:, D:2 * D],
+                                            stats[:, 2 * D])
+        rho = batch_count * math.log1p(-self.forgetting)
+        rho.exp_()
+        torch.addcmul(batch_count, self.acc_count, rho, out=self.acc_count)
+        rho = rho.unsqueeze(1)
+        torch.addcmul(batch_sum, self.acc_sum, rho, out=self.acc_sum)
+        torch.addcmul(batch_sq, self.acc_sq_sum, rho, out=self.acc_sq_sum)
+
+    def _m_step(self) -> None:
+        """Weights, variances and unit-norm means from the statistics."""
+        K, D = self.num_components, self.dim
+        count = self.acc_count
+        torch.div(count, count.sum(), out=self.pi)
+        inv_count = count.clamp_min(_TINY).reciprocal_().unsqueeze_(1)
+        # Unnormalised means m in a contiguous (K, D) view of the scratch.
+        mean = self._workspace().view(-1)[:K * D].view(K, D)
+        torch.mul(self.acc_sum, inv_count, out=mean)
+        torch.mul(self.acc_sq_sum, inv_count, out=self.var)
+        self.var.addcmul_(mean, mean, value=-1.0).clamp_(min=self.min_var)
+        norm = torch.linalg.vector_norm(mean, dim=1, keepdim=True)
+        degenerate = ~(norm > _TINY)  # also catches NaN
+        if bool(degenerate.any()):  # keep the old mean of such rows
+            rows = degenerate.squeeze(1)
+            mean[rows] = self.mu[rows]
+            norm[rows] = 1.0
+        torch.div(mean, norm, out=self.mu)
+
+    @staticmethod
+    def _log_likelihood(resp: Tensor, row_max: Tensor, beta: float) -> Tensor:
+        """Mean ``log sum_k p_nk`` (beta = 1) from the annealed E-step.
+
+        ``log p = (row_max + log resp) / beta``, hence
+        ``log sum_k p_nk = (row_max_n + log ||resp_n||_{1/beta}) / beta``;
+        the norm is a fused reduction (no ``(N, K)`` temporary).
+        """
+        if beta == 1.0:
+            log_norm = resp.sum(dim=1, keepdim=True).log_()
+        else:
+            log_norm = torch.linalg.vector_norm(
+                resp, ord=1.0 / beta, dim=1, keepdim=True).log_()
+        return (row_max + log_norm).mean() / beta
+
+
+# ---------------------------------------------------------------- functions
+def _check_int(name: str, value: int, minimum: Optional[int]) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f'{name} must be an int, got {value!r}')
+    if minimum is not None and value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+
+
+def _sample_indices(n: int, k: int, gen: torch.Generator) -> Tensor:
+    """``k`` row indices: a permutation of the rows, repeated as needed."""
+    reps = -(-k // n)
+    return torch.cat([torch.randperm(n, generator=gen)
+                      for _ in range(reps)])[:k]
+
+
+def _kmeans_pp_indices(x: Tensor, k: int, gen: torch.Generator) -> Tensor:
+    """k-means++ seeding on unit-norm rows with the cosine distance.
+
+    The next centre is drawn with probability proportional to
+    ``1 - max cos(x, centres)`` (= half the squared Euclidean distance on the
+    sphere, i.e. the usual D^2 rule). Once every distinct row is chosen, the
+    remaining centres are drawn uniformly with replacement.
+
+    Args:
+        x (Tensor): Unit-norm rows of shape ``(N, D)`` (CPU).
+        k (int): Number of centres.
+        gen (torch.Generator): CPU generator.
+
+    Returns:
+        Tensor: Row indices of shape ``(k,)``.
+    """
+    n = x.shape[0]
+    chosen = [int(torch.randint(n, (1, ), generator=gen))]
+    dist = (1.0 - x @ x[chosen[0]]).clamp_min_(0.0)
+    dist[chosen[0]] = 0.0
+    while len(chosen) < k:
+        total = float(dist.sum())
+        if not total > 0.0:
+            break
+        idx = int(torch.multinomial(dist, 1, generator=gen))
+        chosen.append(idx)
+        torch.minimum(dist, (1.0 - x @ x[idx]).clamp_min_(0.0), out=dist)
+        dist[idx] = 0.0  # 1 - cos(x, x) may round above 0
+    rest = k - len(chosen)
+    extra = torch.randint(n, (rest, ), generator=gen)
+    return torch.cat([torch.tensor(chosen, dtype=torch.long), extra])
+
+
+def _normalise_or_random(mu: Tensor, gen: torch.Generator) -> Tensor:
+    """L2-normalise rows; rows of (near) zero norm get a random direction."""
+    norm = torch.linalg.vector_norm(mu, dim=1, keepdim=True)
+    degenerate = ~(norm > 1e-6)
+    if bool(degenerate.any()):
+        rows = degenerate.squeeze(1)
+        mu[rows] = torch.randn(int(rows.sum()), mu.shape[1], generator=gen)
+    return torch.nn.functional.normalize(mu, dim=1)

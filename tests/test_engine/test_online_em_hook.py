@@ -1,0 +1,118 @@
+"""DecoupledGMMHead + OnlineEMHook: contract, Runner-driven updates,
+gradient accumulation and a 2-process gloo run."""
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmengine.runner import Runner
+from mmpretrain.registry import MODELS
+
+from gmproto_mm.engine.hooks import all_gather_rows, find_em_banks
+from gmproto_mm.models import OnlineGaussianMixture
+from tests.conftest import FMNIST_ROOT, REPO_ROOT, run_tool, small_cfg
+from tests.test_models.test_dino import multicrop, tiny_dino
+
+
+def tiny_gm_dino(num_prototypes=16):
+    return tiny_dino(head=dict(type='DecoupledGMMHead', in_channels=16,
+                               num_prototypes=num_prototypes,
+                               max_cached_batches=3))
+
+
+def test_head_has_one_fixed_bank_and_caches_teacher_embeddings():
+    model = tiny_gm_dino()
+    head = model.head
+    assert list(head.parameters()) == []
+    assert 'head' not in model.teacher.module  # no EMA copy of the bank
+    views = multicrop(batch=4)
+    loss = model.loss(views, None)['loss']
+    loss.backward()
+    cached = head.pop_cached_embeddings()
+    assert cached.shape == (2 * 4, 16) and cached.dtype == torch.float32
+    assert not cached.requires_grad
+    torch.testing.assert_close(cached.norm(dim=1), torch.ones(8))
+    assert head.pop_cached_embeddings().shape == (0, 16)  # cleared
+    # logits are cosine similarities to the means
+    z = torch.nn.functional.normalize(torch.randn(3, 16), dim=1)
+    torch.testing.assert_close(head.logits(z), z @ head.gmm.means.t())
+    assert find_em_banks(model) == [('head', head)]
+
+
+def test_missing_hook_is_a_clear_error():
+    model = tiny_gm_dino()
+    for _ in range(3):
+        model.loss(multicrop(), None)
+    with pytest.raises(RuntimeError, match='OnlineEMHook'):
+        model.loss(multicrop(), None)
+
+
+def test_hook_without_bank_is_a_clear_error(tmp_path, fmnist_root):
+    cfg = small_cfg('dino_vitt_fmnist.py', str(tmp_path))
+    cfg.custom_hooks = [dict(type='OnlineEMHook')]
+    with pytest.raises(ValueError, match='no prototype bank'):
+        Runner.from_cfg(cfg).train()
+
+
+@pytest.mark.parametrize('accumulate', [1, 2])
+def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
+                                                accumulate):
+    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=32,
+                    batch_size=8)  # 4 iterations
+    cfg.optim_wrapper.accumulative_counts = accumulate
+    runner = Runner.from_cfg(cfg)
+    gmm = runner.model.head.gmm
+    start = gmm.means.clone()
+    seen = []
+    real_update = gmm.update
+    gmm.update = lambda x: seen.append(x.shape[0]) or real_update(x)
+    runner.train()
+    assert seen == [2 * 8 * accumulate] * (4 // accumulate)
+    assert int(gmm.num_updates) == 4 // accumulate
+    assert not torch.equal(start, gmm.means)
+    torch.testing.assert_close(gmm.means.norm(dim=1), torch.ones(1024))
+    assert runner.message_hub.get_scalar('train/em_beta').current() > 0
+    ckpt = torch.load(osp.join(str(tmp_path), 'epoch_1.pth'),
+                      weights_only=False)
+    torch.testing.assert_close(ckpt['state_dict']['head.gmm.mu'], gmm.means)
+
+
+def test_interval_and_start_iter(tmp_path, fmnist_root):
+    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=48,
+                    batch_size=8)  # 6 iterations: 0..5
+    cfg.custom_hooks = [dict(type='OnlineEMHook', interval=2, start_iter=1)]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert int(runner.model.head.gmm.num_updates) == 3  # iters 1, 3, 5
+    assert runner.model.head.pop_cached_embeddings().shape[0] == 0
+
+
+def test_two_gloo_processes_keep_identical_banks(tmp_path, fmnist_root):
+    out = str(tmp_path)
+    run_tool([sys.executable, '-m', 'torch.distributed.run',
+              '--nproc_per_node=2', '--master_port=29523',
+              'tests/test_engine/dist_em_worker.py',
+              osp.join(REPO_ROOT, 'configs/gm_dino_vitt_fmnist.py'), out,
+              FMNIST_ROOT])
+    r0 = torch.load(osp.join(out, 'rank0.pth'), weights_only=False)
+    r1 = torch.load(osp.join(out, 'rank1.pth'), weights_only=False)
+    # unequal sizes gathered in rank order, identical everywhere
+    expected = torch.cat([
+        torch.arange(12, dtype=torch.float32).reshape(-1, 4),
+        torch.arange(24, dtype=torch.float32).reshape(-1, 4) + 100])
+    assert torch.equal(r0['gathered'], expected)
+    assert torch.equal(r1['gathered'], expected)
+    # the EM update on gathered rows equals the one-process update
+    single = OnlineGaussianMixture(5, 4, seed=3)
+    single.update(torch.nn.functional.normalize(expected.sin(), dim=1))
+    for key, value in single.state_dict().items():
+        assert torch.equal(r0['gmm'][key], value), key
+    # training: 48 images / (2 ranks x 8) = 3 updates, banks bit-identical
+    assert r0['updates'] == r1['updates'] == 3
+    for key in r0['bank']:
+        assert torch.equal(r0['bank'][key], r1['bank'][key]), key
+
+
+def test_all_gather_rows_single_process_is_identity():
+    x = torch.randn(3, 2)
+    assert all_gather_rows(x) is x
