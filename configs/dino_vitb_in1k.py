@@ -87,3 +87,33 @@ auto_scale_lr = dict(base_batch_size=1024)  # lr above is for 1024 images
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=10, max_keep_ckpts=3))
+
+# ---- evaluation (tools/test.py): prototype diversity/usage and weighted
+# k-NN (k=20, T=0.07) on teacher [CLS] features; bank = ImageNet train
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+test_dataloader = dict(
+    batch_size=256,
+    num_workers=10,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='KNNDataset',
+        bank=dict(type='ImageNet', data_root=data_root, split='train',
+                  pipeline=test_pipeline),
+        query=dict(type='ImageNet', data_root=data_root, split='val',
+                   pipeline=test_pipeline)))
+test_evaluator = [
+    dict(type='PrototypeDiversityMetric'),
+    dict(type='KNNAccuracy', k=20, temperature=0.07),
+]
+test_cfg = dict(type='TestLoop')
+custom_hooks = [
+    dict(type='FreezePrototypesHook', epochs=1),
+    dict(type='PrototypeMonitorHook', interval=500),
+]

@@ -78,3 +78,32 @@ param_scheduler = [
 train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=256)
 
+
+# ---- evaluation (tools/test.py): prototype diversity and usage, and
+# weighted k-NN (k=20, T=0.07) on teacher [CLS] features, train split = bank
+test_pipeline = [
+    dict(type='Resize', scale=(global_size, global_size), backend='pillow'),
+    dict(type='PackInputs'),
+]
+test_dataloader = dict(
+    batch_size=256,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='KNNDataset',
+        bank=dict(type='LocalFashionMNIST', data_root=data_root,
+                  split='train', pipeline=test_pipeline),
+        query=dict(type='LocalFashionMNIST', data_root=data_root,
+                   split='test', pipeline=test_pipeline)))
+test_evaluator = [
+    dict(type='PrototypeDiversityMetric'),
+    dict(type='KNNAccuracy', k=20, temperature=0.07),
+]
+test_cfg = dict(type='TestLoop')
+
+# live collapse monitor: unique@eps of the current prototypes in the log
+custom_hooks = [
+    dict(type='FreezePrototypesHook', epochs=1),
+    dict(type='PrototypeMonitorHook', interval=50),
+]

@@ -14,4 +14,7 @@ model = dict(
             min_var=1e-4,        # sigma^2 floor
             init='kmeans++')))   # means from the first global teacher batch
 
-custom_hooks = [dict(type='OnlineEMHook', interval=1)]
+custom_hooks = [
+    dict(type='OnlineEMHook', interval=1),
+    dict(type='PrototypeMonitorHook', interval=500),
+]

@@ -14,4 +14,7 @@ model = dict(
             init='kmeans++')))   # means from the first teacher batch
 
 # no learned prototypes to freeze; one EM step per optimizer step instead
-custom_hooks = [dict(type='OnlineEMHook', interval=1)]
+custom_hooks = [
+    dict(type='OnlineEMHook', interval=1),
+    dict(type='PrototypeMonitorHook', interval=50),
+]

@@ -1,6 +1,8 @@
 from .freeze_prototypes_hook import FreezePrototypesHook
 from .online_em_hook import OnlineEMHook, all_gather_rows, find_em_banks
+from .prototype_monitor_hook import PrototypeMonitorHook
 
 __all__ = [
-    'FreezePrototypesHook', 'OnlineEMHook', 'all_gather_rows', 'find_em_banks'
+    'FreezePrototypesHook', 'OnlineEMHook', 'PrototypeMonitorHook',
+    'all_gather_rows', 'find_em_banks'
 ]

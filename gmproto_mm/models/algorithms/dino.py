@@ -178,8 +178,10 @@ class DINO(BaseSelfSupervisor):
             data_samples (list[DataSample], optional): Filled in place.
 
         Returns:
-            list[DataSample]: Each with ``backbone_feat`` ``(C,)`` and
-            ``prototype_probs`` ``(K,)`` (teacher assignment).
+            list[DataSample]: Each with ``backbone_feat`` ``(C,)``,
+            ``prototype_probs`` ``(K,)`` (teacher assignment) and
+            ``prototypes`` ``(K, D)``, the bank they refer to (one shared
+            tensor, not a copy per sample).
         """
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
@@ -191,9 +193,11 @@ class DINO(BaseSelfSupervisor):
             backbone, neck, head_part = self.backbone, self.neck, None
         feats = backbone(inputs)[-1]
         probs = self.head.assign(neck((feats, ))[0], head_part)
+        bank = self.head.bank(head_part)
         if data_samples is None:
             data_samples = [DataSample() for _ in range(inputs.shape[0])]
         for sample, feat, prob in zip(data_samples, feats, probs):
             sample.set_field(feat.float(), 'backbone_feat')
             sample.set_field(prob, 'prototype_probs')
+            sample.set_field(bank, 'prototypes')
         return data_samples

@@ -10,7 +10,8 @@ a decoupled head (prototypes fitted by online EM) plug in alike:
 - ``loss(student_embeds, teacher_embeds, teacher_module)``: the loss dict;
 - ``assign(embeds, teacher_module)``: ``(B, K)`` teacher assignment
   probabilities, for evaluation;
-- ``prototypes``: the current ``(K, D)`` bank, for collapse metrics;
+- ``prototypes``: the current ``(K, D)`` bank, for collapse metrics, and
+  ``bank(teacher_module)``: the one the teacher scores against;
 - ``prototype_parameters()``: learned prototype parameters (frozen during
   the first epoch by ``FreezePrototypesHook``; empty for fixed prototypes).
 """
@@ -58,6 +59,11 @@ class BasePrototypeHead(BaseModule, metaclass=ABCMeta):
     def _logits(self, embeds: torch.Tensor,
                 teacher_module: Optional[nn.Module]) -> torch.Tensor:
         """``(B, D)`` unit-norm embeddings -> ``(B, K)`` cosine logits."""
+
+    def bank(self,
+             teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
+        """Prototypes ``(K, D)`` that ``logits(., teacher_module)`` uses."""
+        return self.prototypes
 
     def teacher_module(self) -> Optional[nn.Module]:
         """Module the teacher EMA-copies; ``None`` means one shared bank."""

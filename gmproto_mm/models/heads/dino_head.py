@@ -42,6 +42,11 @@ class DINOHead(BasePrototypeHead):
     def prototypes(self) -> torch.Tensor:
         return self.last_layer.weight.detach()
 
+    def bank(self,
+             teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
+        layer = self.last_layer if teacher_module is None else teacher_module
+        return layer.weight.detach()
+
     def teacher_module(self) -> nn.Module:
         return self.last_layer
 

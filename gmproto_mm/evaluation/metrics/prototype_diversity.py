@@ -1,0 +1,118 @@
+"""Prototype collapse and usage, for any prototype head."""
+from collections import Counter
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.evaluator import BaseMetric
+from mmpretrain.registry import METRICS
+
+from ..functional.diversity import (DEFAULT_THRESHOLDS, prototype_diversity,
+                                    prototype_usage)
+
+
+def prototype_classes(argmax: torch.Tensor, labels: torch.Tensor,
+                      num_prototypes: int) -> torch.Tensor:
+    """The class each prototype is most often the argmax of (-1: unused).
+
+    Args:
+        argmax (Tensor): ``(N,)`` prototype index per sample.
+        labels (Tensor): ``(N,)`` class per sample.
+        num_prototypes (int): K.
+
+    Returns:
+        Tensor: ``(K,)`` class index, ``-1`` for prototypes never assigned;
+        ties go to the smaller class index.
+    """
+    num_classes = int(labels.max()) + 1
+    counts = torch.zeros(num_prototypes, num_classes, dtype=torch.long)
+    counts.index_put_((argmax.long(), labels.long()),
+                      torch.ones_like(argmax, dtype=torch.long),
+                      accumulate=True)
+    owner = counts.argmax(dim=1)
+    owner[counts.sum(dim=1) == 0] = -1
+    return owner
+
+
+@METRICS.register_module()
+class PrototypeDiversityMetric(BaseMetric):
+    """Unique prototypes at several eps, components, and usage.
+
+    Works for the joint ``DINOHead`` and ``DecoupledGMMHead`` alike: the
+    ``DINO`` predict mode puts the teacher assignment ``prototype_probs``
+    ``(K,)`` and the bank ``prototypes`` ``(K, D)`` in every data sample.
+    Reports ``unique@<eps>`` (percent of K), ``components@<eps>``,
+    ``used_prototypes`` (prototypes that are some sample's argmax),
+    ``usage_perplexity`` (of the mean assignment), ``num_prototypes``, and,
+    when the dataset meta has ``class_groups``, ``unique@<eps>_<group>``:
+    diversity among the prototypes owned by each group's classes (a
+    prototype belongs to the class it is most often assigned to).
+
+    Args:
+        thresholds (Sequence[float]): eps values. Defaults to
+            (0.025, 0.05, 0.1, 0.25, 0.5).
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
+        prefix (str, optional): Defaults to ``'prototypes'``.
+    """
+
+    default_prefix = 'prototypes'
+
+    def __init__(self,
+                 thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.thresholds = tuple(thresholds)
+        self._bank_stored = False
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        if not data_samples:
+            return
+        if 'prototype_probs' not in data_samples[0]:
+            raise ValueError('PrototypeDiversityMetric needs prototype_probs '
+                             'in data samples (DINO predict mode)')
+        probs = torch.stack([s['prototype_probs'] for s in data_samples])
+        probs = probs.float().cpu()
+        result = dict(
+            prob_sum=probs.sum(0), argmax=probs.argmax(1),
+            labels=torch.tensor(
+                [int(s.get('gt_label', -1)) for s in data_samples]))
+        if not self._bank_stored:  # once per rank: the bank is the same
+            result['prototypes'] = data_samples[0]['prototypes'].float().cpu()
+            self._bank_stored = True
+        self.results.append(result)
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        self._bank_stored = False  # next evaluation stores it again
+        prototypes = next(r['prototypes'] for r in results
+                          if 'prototypes' in r)
+        num_prototypes = prototypes.shape[0]
+        argmax = torch.cat([r['argmax'] for r in results])
+        metrics = prototype_diversity(prototypes, self.thresholds)
+        metrics.update(prototype_usage(
+            argmax, num_prototypes,
+            probs=torch.stack([r['prob_sum'] for r in results]).sum(0)))
+        metrics['num_prototypes'] = float(num_prototypes)
+        groups = (self.dataset_meta or {}).get('class_groups')
+        labels = torch.cat([r['labels'] for r in results])
+        if groups and bool((labels >= 0).all()):
+            metrics.update(self._per_group(prototypes, argmax, labels,
+                                           groups))
+        return metrics
+
+    def _per_group(self, prototypes: torch.Tensor, argmax: torch.Tensor,
+                   labels: torch.Tensor,
+                   groups: Sequence[str]) -> Dict[str, float]:
+        owner = prototype_classes(argmax, labels, prototypes.shape[0])
+        metrics: Dict[str, float] = {}
+        for group in sorted(set(groups)):
+            classes = [c for c, g in enumerate(groups) if g == group]
+            mine = torch.isin(owner, torch.tensor(classes))
+            metrics[f'owned_{group}'] = float(mine.sum())
+            if int(mine.sum()) == 0:
+                continue
+            diversity = prototype_diversity(prototypes[mine], self.thresholds)
+            metrics.update({
+                f'{key}_{group}': value
+                for key, value in diversity.items() if key.startswith('unique')
+            })
+        return metrics

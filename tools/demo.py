@@ -1,0 +1,147 @@
+"""Train the joint baseline and the decoupled model side by side on
+Fashion-MNIST (same seed, data and budget), evaluate both, plot, and write
+``work_dirs/demo/results.json``. Run through ``bash tools/demo.sh``."""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
+MODELS = {
+    # name: (config, long-tailed config)
+    'baseline': ('configs/dino_vitt_fmnist.py',
+                 'configs/dino_vitt_fmnist_lt.py'),
+    'decoupled': ('configs/gm_dino_vitt_fmnist.py',
+                  'configs/gm_dino_vitt_fmnist_lt.py'),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--epochs', type=int,
+                        default=int(env('DEMO_EPOCHS', 3)),
+                        help='training epochs per model (env DEMO_EPOCHS)')
+    parser.add_argument('--train-images', type=int,
+                        default=int(env('DEMO_TRAIN_IMAGES', 12000)),
+                        help='training images used (env DEMO_TRAIN_IMAGES; '
+                        '0 = all)')
+    parser.add_argument('--bank-images', type=int,
+                        default=int(env('DEMO_BANK_IMAGES', 10000)),
+                        help='k-NN bank images from the train split '
+                        '(env DEMO_BANK_IMAGES; 0 = all)')
+    parser.add_argument('--long-tail', action='store_true',
+                        default=env('DEMO_LT', '0') == '1',
+                        help='use Fashion-MNIST-LT (env DEMO_LT=1)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--work-dir', default=None,
+                        help='defaults to work_dirs/demo (or demo_lt)')
+    return parser.parse_args()
+
+
+def run(cmd: List[str]) -> None:
+    """Run a tool, streaming its progress; stop the demo if it fails."""
+    print('$', ' '.join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=ROOT)
+    if proc.returncode != 0:
+        sys.exit(f'demo: step failed ({proc.returncode}): {" ".join(cmd)}')
+
+
+def iteration_times(work_dir: str) -> List[float]:
+    """Seconds per training iteration from mmengine's scalars.json."""
+    runs = sorted(d for d in os.listdir(work_dir)
+                  if osp.isfile(osp.join(work_dir, d, 'vis_data',
+                                         'scalars.json')))
+    times = []
+    with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
+        for line in f:
+            record = json.loads(line)
+            if 'loss' in record and 'time' in record:
+                times.append(record['time'])
+    return times
+
+
+def summarise(metrics: Dict[str, float], epochs: int,
+              iter_times: List[float]) -> Dict[str, float]:
+    out = {f'unique@{eps}': metrics[f'prototypes/unique@{eps}']
+           for eps in THRESHOLDS}
+    out.update(
+        knn_top1=metrics['knn/top1'],
+        used_prototypes=int(metrics['prototypes/used_prototypes']),
+        num_prototypes=int(metrics['prototypes/num_prototypes']),
+        epochs=epochs,
+        iter_time_s=statistics.median(iter_times[1:] or iter_times))
+    for key, value in metrics.items():  # long-tailed groups, if any
+        name = key.split('/', 1)[1]
+        if name.startswith(('top1_', 'unique@')) and name not in out and \
+                name.rsplit('_', 1)[-1] in ('head', 'medium', 'tail'):
+            out[name] = value
+    return out
+
+
+def print_table(results: Dict[str, Dict[str, float]]) -> None:
+    keys = [k for k in results['baseline'] if k in results['decoupled']]
+    print(f'\n{"":24s}{"baseline (joint)":>18s}{"decoupled (GMM)":>18s}')
+    for key in keys:
+        row = [results[name][key] for name in ('baseline', 'decoupled')]
+        cells = ''.join(f'{v:>18.2f}' if isinstance(v, float) else
+                        f'{v:>18d}' for v in row)
+        print(f'{key:24s}{cells}')
+
+
+def main() -> None:
+    args = parse_args()
+    work_dir = args.work_dir or osp.join(
+        'work_dirs', 'demo_lt' if args.long_tail else 'demo')
+    py = sys.executable
+    results, checkpoints = {}, []
+    for name, configs in MODELS.items():
+        config = configs[1 if args.long_tail else 0]
+        model_dir = osp.join(work_dir, name)
+        options = [f'train_cfg.max_epochs={args.epochs}',
+                   f'randomness.seed={args.seed}',
+                   'default_hooks.logger.interval=10',
+                   'default_hooks.checkpoint.interval=1000']
+        if args.train_images and not args.long_tail:
+            options.append(
+                f'train_dataloader.dataset.indices={args.train_images}')
+        start = time.time()
+        print(f'\n=== {name}: training {config} ===', flush=True)
+        run([py, 'tools/train.py', config, '--work-dir', model_dir,
+             '--cfg-options'] + options)
+        train_s = time.time() - start
+        ckpt = osp.join(model_dir, f'epoch_{args.epochs}.pth')
+        eval_options = []
+        if args.bank_images:
+            eval_options.append('test_dataloader.dataset.bank.indices='
+                                f'{args.bank_images}')
+        print(f'\n=== {name}: evaluating ===', flush=True)
+        metrics_file = osp.join(model_dir, 'metrics.json')
+        run([py, 'tools/test.py', config, ckpt, '--work-dir', model_dir,
+             '--out', metrics_file] +
+            (['--cfg-options'] + eval_options if eval_options else []))
+        with open(metrics_file) as f:
+            metrics = json.load(f)
+        results[name] = summarise(metrics, args.epochs,
+                                  iteration_times(model_dir))
+        results[name]['train_time_s'] = round(train_s, 1)
+        checkpoints.append(ckpt)
+
+    run([py, 'tools/analysis/plot_prototypes.py', *checkpoints, '--labels',
+         'baseline (joint)', 'decoupled (GMM)', '--out',
+         osp.join(work_dir, 'plots')])
+    with open(osp.join(work_dir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=2)
+    print_table(results)
+    print(f'\nresults: {osp.join(work_dir, "results.json")}, plots: '
+          f'{osp.join(work_dir, "plots")}')
+
+
+if __name__ == '__main__':
+    main()
