@@ -7,8 +7,12 @@ import sys
 import pytest
 from mmengine.config import Config
 
+from mmengine.registry import init_default_scope
+
 import gmproto_mm  # noqa: F401
 from gmproto_mm.datasets import prepare_fashion_mnist
+
+init_default_scope('mmpretrain')  # what the configs' default_scope does
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST_ROOT = osp.join(REPO_ROOT, 'data', 'fashion-mnist')

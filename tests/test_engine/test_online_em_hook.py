@@ -28,15 +28,15 @@ def test_head_has_one_fixed_bank_and_caches_teacher_embeddings():
     views = multicrop(batch=4)
     loss = model.loss(views, None)['loss']
     loss.backward()
-    cached = head.pop_cached_embeddings()
+    cached = head.em_bank.pop_cached_embeddings()
     assert cached.shape == (2 * 4, 16) and cached.dtype == torch.float32
     assert not cached.requires_grad
     torch.testing.assert_close(cached.norm(dim=1), torch.ones(8))
-    assert head.pop_cached_embeddings().shape == (0, 16)  # cleared
+    assert head.em_bank.pop_cached_embeddings().shape == (0, 16)  # cleared
     # logits are cosine similarities to the means
     z = torch.nn.functional.normalize(torch.randn(3, 16), dim=1)
     torch.testing.assert_close(head.logits(z), z @ head.gmm.means.t())
-    assert find_em_banks(model) == [('head', head)]
+    assert find_em_banks(model) == [('head.em_bank', head.em_bank)]
 
 
 def test_missing_hook_is_a_clear_error():
@@ -74,7 +74,7 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
     assert runner.message_hub.get_scalar('train/em_beta').current() > 0
     ckpt = torch.load(osp.join(str(tmp_path), 'epoch_1.pth'),
                       weights_only=False)
-    torch.testing.assert_close(ckpt['state_dict']['head.gmm.mu'], gmm.means)
+    torch.testing.assert_close(ckpt['state_dict']['head.em_bank.gmm.mu'], gmm.means)
 
 
 def test_interval_and_start_iter(tmp_path, fmnist_root):
@@ -84,7 +84,7 @@ def test_interval_and_start_iter(tmp_path, fmnist_root):
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert int(runner.model.head.gmm.num_updates) == 3  # iters 1, 3, 5
-    assert runner.model.head.pop_cached_embeddings().shape[0] == 0
+    assert runner.model.head.em_bank.pop_cached_embeddings().shape[0] == 0
 
 
 def test_two_gloo_processes_keep_identical_banks(tmp_path, fmnist_root):

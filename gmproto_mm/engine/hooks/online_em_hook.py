@@ -27,12 +27,19 @@ def all_gather_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def find_em_banks(model: nn.Module) -> List[Tuple[str, nn.Module]]:
-    """Modules honouring the EM-bank contract (``gmm`` attribute with
-    ``update`` and a ``pop_cached_embeddings`` method), by name."""
-    return [(name, module) for name, module in model.named_modules()
-            if callable(getattr(module, 'pop_cached_embeddings', None))
-            and callable(getattr(getattr(module, 'gmm', None), 'update',
-                                 None))]
+    """Modules honouring the EM-bank contract, by name: a ``gmm`` with
+    ``update(x)`` and a ``pop_cached_embeddings()`` method (e.g.
+    :class:`gmproto_mm.models.utils.GMMPrototypeBank`). Each mixture is
+    returned once, under its first name."""
+    banks, seen = [], set()
+    for name, module in model.named_modules():
+        gmm = getattr(module, 'gmm', None)
+        if callable(getattr(module, 'pop_cached_embeddings', None)) and \
+                callable(getattr(gmm, 'update', None)) and \
+                id(gmm) not in seen:
+            seen.add(id(gmm))
+            banks.append((name, module))
+    return banks
 
 
 @HOOKS.register_module()
@@ -77,8 +84,8 @@ class OnlineEMHook(Hook):
         if not self._banks:
             raise ValueError(
                 'OnlineEMHook found no prototype bank: the model needs a head '
-                'such as DecoupledGMMHead (a module with `gmm` and '
-                '`pop_cached_embeddings()`)')
+                'such as DecoupledGMMHead (a GMMPrototypeBank: a module with '
+                '`gmm` and `pop_cached_embeddings()`)')
 
     def after_train_iter(self,
                          runner,

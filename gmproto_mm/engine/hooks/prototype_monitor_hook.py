@@ -1,5 +1,8 @@
 """Log prototype collapse while training, for any prototype head."""
-from typing import Sequence
+from typing import Dict, Sequence
+
+import torch
+import torch.nn as nn
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
@@ -10,12 +13,37 @@ from ...evaluation.functional.diversity import (DEFAULT_THRESHOLDS,
                                                 prototype_diversity)
 
 
+def find_prototype_banks(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Every ``(K, D)`` prototype bank of the student, by module name.
+
+    A bank is a module attribute ``prototypes`` that is a 2-D tensor (our
+    heads, ``DecoupledSwAVLoss``) or a ``nn.Linear`` (mmpretrain's
+    ``SwAVLoss``). The EMA teacher's copies are skipped; a tensor exposed by
+    several modules is reported once, under its first name.
+    """
+    banks: Dict[str, torch.Tensor] = {}
+    seen = set()
+    for name, module in model.named_modules():
+        if name.startswith('teacher'):
+            continue
+        bank = getattr(module, 'prototypes', None)
+        if isinstance(bank, nn.Linear):
+            bank = bank.weight
+        if not isinstance(bank, torch.Tensor) or bank.dim() != 2 or \
+                bank.data_ptr() in seen:
+            continue
+        seen.add(bank.data_ptr())
+        banks[name] = bank.detach()
+    return banks
+
+
 @HOOKS.register_module()
 class PrototypeMonitorHook(Hook):
-    """Every ``interval`` iterations, log ``unique@<eps>`` of the head's
-    current prototypes (``model.head.prototypes``, ``(K, D)``) to the
-    message hub, so the log and the visualisation backends show collapse as
-    it happens. Computed on the main process only (no collectives).
+    """Every ``interval`` iterations, log ``proto_unique@<eps>`` of the
+    model's current prototypes (every bank :func:`find_prototype_banks`
+    finds; with several, ``proto_<bank>_unique@<eps>``) to the message hub,
+    so the log and the visualisation backends show collapse as it happens.
+    Computed on the main process only (no collectives).
 
     Args:
         interval (int): Iterations between measurements. Defaults to 100.
@@ -37,9 +65,16 @@ class PrototypeMonitorHook(Hook):
         if not (self.every_n_train_iters(runner, self.interval)
                 or self.is_last_train_iter(runner)) or not is_main_process():
             return
-        prototypes = get_ori_model(runner.model).head.prototypes
-        diversity = prototype_diversity(prototypes.float().cpu(),
-                                        self.thresholds)
-        for key, value in diversity.items():
-            if key.startswith('unique'):
-                runner.message_hub.update_scalar(f'train/proto_{key}', value)
+        banks = find_prototype_banks(get_ori_model(runner.model))
+        if not banks:
+            raise ValueError('PrototypeMonitorHook found no prototype bank '
+                             '(a `prototypes` tensor or nn.Linear) in the model')
+        for name, prototypes in banks.items():
+            tag = 'proto' if len(banks) == 1 else \
+                f'proto_{name.replace(".", "_")}'
+            diversity = prototype_diversity(prototypes.float().cpu(),
+                                            self.thresholds)
+            for key, value in diversity.items():
+                if key.startswith('unique'):
+                    runner.message_hub.update_scalar(f'train/{tag}_{key}',
+                                                     value)

@@ -1,11 +1,12 @@
 """DINO's joint prototype head (https://arxiv.org/abs/2104.14294)."""
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import weight_norm
 from mmpretrain.registry import MODELS
 
+from ..losses.koleo_loss import koleo_prototype_loss
 from .base_prototype_head import BasePrototypeHead
 
 
@@ -22,6 +23,10 @@ class DINOHead(BasePrototypeHead):
         norm_last_layer (bool): Fix the weight-norm gain to 1, so logits are
             cosine similarities. Defaults to True.
         loss (dict): Loss config. Defaults to ``dict(type='DINOLoss')``.
+        koleo_weight (float): lambda of the KoLeo-proto baseline
+            (Govindarajan et al. 2024): adds ``loss_koleo = lambda *
+            koleo_prototype_loss(prototypes)``; 0 disables it (DINO).
+            Defaults to 0.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -30,8 +35,12 @@ class DINOHead(BasePrototypeHead):
                  num_prototypes: int = 65536,
                  norm_last_layer: bool = True,
                  loss: dict = dict(type='DINOLoss'),
+                 koleo_weight: float = 0.,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, num_prototypes, loss, init_cfg)
+        if koleo_weight < 0:
+            raise ValueError(f'koleo_weight must be >= 0, got {koleo_weight}')
+        self.koleo_weight = koleo_weight
         self.last_layer = weight_norm(
             nn.Linear(in_channels, num_prototypes, bias=False))
         gain = self.last_layer.parametrizations.weight.original0
@@ -52,6 +61,17 @@ class DINOHead(BasePrototypeHead):
 
     def prototype_parameters(self) -> List[nn.Parameter]:
         return [p for p in self.last_layer.parameters() if p.requires_grad]
+
+    def loss(self,
+             student_embeds: Sequence[torch.Tensor],
+             teacher_embeds: Sequence[torch.Tensor],
+             teacher_module: Optional[nn.Module] = None
+             ) -> Dict[str, torch.Tensor]:
+        losses = super().loss(student_embeds, teacher_embeds, teacher_module)
+        if self.koleo_weight > 0:
+            losses['loss_koleo'] = self.koleo_weight * koleo_prototype_loss(
+                self.last_layer.weight)
+        return losses
 
     def _logits(self, embeds: torch.Tensor,
                 teacher_module: Optional[nn.Module]) -> torch.Tensor:

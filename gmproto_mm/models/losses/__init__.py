@@ -1,3 +1,5 @@
+from .decoupled_swav_loss import DecoupledSwAVLoss, sinkhorn
 from .dino_loss import DINOLoss
+from .koleo_loss import koleo_prototype_loss
 
-__all__ = ['DINOLoss']
+__all__ = ['DINOLoss', 'DecoupledSwAVLoss', 'koleo_prototype_loss', 'sinkhorn']

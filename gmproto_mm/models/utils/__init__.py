@@ -1,3 +1,4 @@
+from .em_bank import GMMPrototypeBank
 from .online_gmm import OnlineGaussianMixture
 
-__all__ = ['OnlineGaussianMixture']
+__all__ = ['GMMPrototypeBank', 'OnlineGaussianMixture']

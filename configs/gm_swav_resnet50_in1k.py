@@ -1,0 +1,30 @@
+# mmpretrain's own SwAV config, unmodified, with decoupled prototypes: the
+# Sinkhorn codes are computed against fixed GMM means that OnlineEMHook fits
+# to the assigned views' embeddings. Only the loss type and the hooks change.
+_base_ = 'mmpretrain::swav/swav_resnet50_8xb32-mcrop-coslr-200e_in1k-224px-96px.py'  # noqa: E501
+custom_imports = dict(imports=['gmproto_mm'], allow_failed_imports=False)
+
+model = dict(
+    head=dict(
+        loss=dict(
+            type='DecoupledSwAVLoss',  # keeps feat_dim, epsilon, num_crops
+            num_prototypes=3000,
+            gmm=dict(forgetting=0.01, beta_start=0.3, beta_iters=5000))))
+
+# mmengine 0.10.7 tags every dict of a `pkg::` base config with `_scope_`,
+# and the Runner passes it on to the collate function, which rejects it.
+train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
+
+custom_hooks = [
+    dict(  # SwAV's own hook, as in the base config (its queue is used as is)
+        type='SwAVHook',
+        priority='VERY_HIGH',
+        batch_size=32,
+        epoch_queue_starts=15,
+        crops_for_assign=[0, 1],
+        feat_dim=128,
+        queue_length=3840,
+        frozen_layers_cfg=dict()),  # no learned prototypes to freeze
+    dict(type='OnlineEMHook'),
+    dict(type='PrototypeMonitorHook', interval=500),
+]
