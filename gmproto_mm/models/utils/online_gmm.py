@@ -549,8 +549,9 @@ def _kmeans_pp_indices(x: Tensor, k: int, gen: torch.Generator) -> Tensor:
 
     def distance_to(i: int) -> Tensor:
         cos = gram[i] if gram is not None else x @ x[i]
-        # Distances within rounding of 0 (duplicates) count as 0.
-        return torch.nn.functional.threshold(1.0 - cos, 1e-12, 0.0)
+        # (Near-)duplicates of a centre, and the centre itself, whose
+        # distance rounds above 0 with fp32-normalised rows, count as 0.
+        return torch.nn.functional.threshold(1.0 - cos, 1e-6, 0.0)
 
     chosen = [int(torch.randint(n, (1, ), generator=gen))]
     dist = distance_to(chosen[0])

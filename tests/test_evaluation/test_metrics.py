@@ -1,0 +1,141 @@
+"""KNNDataset, KNNAccuracy, PrototypeDiversityMetric, PrototypeMonitorHook
+and tools/test.py for both heads."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmpretrain.registry import DATASETS, METRICS, MODELS
+
+from gmproto_mm.engine.hooks import find_prototype_banks
+from gmproto_mm.evaluation.metrics import prototype_classes
+from tests.conftest import FMNIST_ROOT, REPO_ROOT, run_tool, small_cfg
+
+
+def sample(feat, label, split, probs=None, prototypes=None):
+    out = dict(backbone_feat=torch.as_tensor(feat, dtype=torch.float32),
+               gt_label=torch.tensor([label]), knn_split=split)
+    if probs is not None:
+        out.update(prototype_probs=torch.as_tensor(probs),
+                   prototypes=prototypes)
+    return out
+
+
+def test_knn_accuracy_on_separable_points():
+    metric = METRICS.build(dict(type='KNNAccuracy', k=2, topk=(1, 2)))
+    metric.dataset_meta = dict(classes=['a', 'b', 'c'],
+                               class_groups=['head', 'head', 'tail'])
+    bank = [sample([1, 0], 0, 'bank'), sample([0.9, 0.1], 0, 'bank'),
+            sample([0, 1], 1, 'bank'), sample([0.1, 0.9], 1, 'bank'),
+            sample([-1, 0], 2, 'bank'), sample([-0.9, -0.1], 2, 'bank')]
+    # last query is class 2 but lies with class 1: one miss out of four
+    query = [sample([1, 0.05], 0, 'query'), sample([0.05, 1], 1, 'query'),
+             sample([-1, 0.05], 2, 'query'), sample([0.02, 1], 2, 'query')]
+    metric.process(None, bank[:3])
+    metric.process(None, bank[3:] + query)
+    result = metric.evaluate(size=10)
+    assert result['knn/top1'] == pytest.approx(75.0)
+    assert result['knn/top1_head'] == pytest.approx(100.0)
+    assert result['knn/top1_tail'] == pytest.approx(50.0)
+    assert result['knn/top2'] >= result['knn/top1']
+
+
+def test_knn_accuracy_needs_both_splits():
+    metric = METRICS.build(dict(type='KNNAccuracy'))
+    metric.process(None, [sample([1, 0], 0, 'query')])
+    with pytest.raises(ValueError, match='bank'):
+        metric.evaluate(size=1)
+
+
+def test_prototype_diversity_metric_planted_duplicates():
+    protos = torch.eye(4)
+    protos = torch.cat([protos, protos[:2] + 1e-4])  # 2 duplicates: 6 rows
+    metric = METRICS.build(dict(type='PrototypeDiversityMetric',
+                                thresholds=(0.01, 2.5)))
+    metric.dataset_meta = dict(classes=['x', 'y'],
+                               class_groups=['head', 'tail'])
+    probs = torch.zeros(4, 6)
+    probs[[0, 1, 2, 3], [0, 0, 1, 2]] = 1.
+    samples = [sample([0.], lbl, 'query', probs[i], protos)
+               for i, lbl in enumerate([0, 0, 1, 1])]
+    metric.process(None, samples[:2])
+    metric.process(None, samples[2:])
+    result = metric.evaluate(size=4)
+    assert result['prototypes/unique@0.01'] == pytest.approx(100 * 4 / 6)
+    assert result['prototypes/components@0.01'] == 4
+    assert result['prototypes/unique@2.5'] == pytest.approx(100 / 6)
+    assert result['prototypes/used_prototypes'] == 3
+    assert result['prototypes/num_prototypes'] == 6
+    # prototype 0 is owned by class 0 (head); 1 and 2 by class 1 (tail)
+    assert result['prototypes/owned_head'] == 1
+    assert result['prototypes/owned_tail'] == 2
+    assert result['prototypes/unique@0.01_tail'] == pytest.approx(100.)
+
+
+def test_prototype_classes_majority_and_unused():
+    owner = prototype_classes(torch.tensor([0, 0, 0, 2]),
+                              torch.tensor([1, 1, 0, 0]), 4)
+    assert owner.tolist() == [1, -1, 0, -1]
+
+
+def test_knn_dataset_tags_and_metainfo(fmnist_root):
+    pipeline = [dict(type='PackInputs')]
+    ds = DATASETS.build(dict(
+        type='KNNDataset',
+        bank=dict(type='LocalFashionMNIST', data_root=fmnist_root,
+                  split='train', indices=3, pipeline=pipeline),
+        query=dict(type='LocalFashionMNIST', data_root=fmnist_root,
+                   split='test', indices=2, pipeline=pipeline)))
+    assert len(ds) == 5
+    splits = [ds[i]['data_samples'].knn_split for i in range(5)]
+    assert splits == ['bank'] * 3 + ['query'] * 2
+    assert len(ds.metainfo['classes']) == 10
+
+
+def test_monitor_hook_logs_unique_while_training(tmp_path, fmnist_root):
+    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=16)
+    cfg.custom_hooks = [dict(type='OnlineEMHook'),
+                        dict(type='PrototypeMonitorHook', interval=1)]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    history = runner.message_hub.get_scalar('train/proto_unique@0.1')
+    assert len(history.data[0]) == 2  # both iterations
+    assert 0 < history.current() <= 100
+
+
+def test_find_prototype_banks_for_each_head():
+    from tests.test_models.test_dino import tiny_dino
+    joint = find_prototype_banks(tiny_dino(num_prototypes=8))
+    assert list(joint) == ['head'] and joint['head'].shape == (8, 16)
+    decoupled = find_prototype_banks(tiny_dino(head=dict(
+        type='DecoupledGMMHead', in_channels=16, num_prototypes=8)))
+    assert list(decoupled) == ['head']
+
+
+@pytest.mark.parametrize('config', ['dino_vitt_fmnist.py',
+                                    'gm_dino_vitt_fmnist.py'])
+def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
+                                                    fmnist_root):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
+    model = MODELS.build(cfg.model)
+    ckpt = str(tmp_path / 'tiny.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    out = str(tmp_path / 'metrics.json')
+    run_tool([sys.executable, 'tools/test.py', f'configs/{config}', ckpt,
+              '--work-dir', str(tmp_path), '--out', out, '--cfg-options',
+              'test_dataloader.dataset.bank.indices=64',
+              'test_dataloader.dataset.query.indices=32',
+              f'test_dataloader.dataset.bank.data_root={FMNIST_ROOT}',
+              f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}',
+              'test_dataloader.num_workers=0', 'test_dataloader.batch_size=32'])
+    with open(out) as f:
+        metrics = json.load(f)
+    for key in ('prototypes/unique@0.025', 'prototypes/components@0.5',
+                'prototypes/used_prototypes', 'prototypes/usage_perplexity',
+                'knn/top1', 'knn/top5'):
+        assert key in metrics, key
+    assert metrics['prototypes/num_prototypes'] == 1024
+    assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100

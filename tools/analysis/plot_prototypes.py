@@ -1,0 +1,200 @@
+"""Plot prototype-collapse diagnostics of one or more checkpoints.
+
+Writes to ``--out``:
+
+* ``unique_vs_eps.png`` -- unique-prototype percentage (greedy leaders) vs
+  the duplicate distance eps (log axis), one line per prototype bank;
+* ``nn_cosine_hist.png`` -- histogram of each prototype's nearest-neighbour
+  cosine similarity, overlaid per bank;
+* ``usage.png`` -- only with ``--usage``: per-prototype assignment counts
+  sorted by rank, with used prototypes and usage perplexity.
+
+Example::
+
+    python tools/analysis/plot_prototypes.py \\
+        work_dirs/dino/epoch_100.pth work_dirs/gmm/epoch_100.pth \\
+        --labels DINO GMM --out work_dirs/plots
+"""
+import argparse
+import importlib.util
+import json
+import os.path as osp
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, List, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+DEFAULT_THRESHOLDS = (0.025, 0.05, 0.1, 0.25, 0.5)
+
+
+def _functional(name: str) -> ModuleType:
+    """Import ``gmproto_mm.evaluation.functional.<name>``; if the package
+    ``__init__`` cannot be imported, load the (self-contained) file."""
+    try:
+        return importlib.import_module(
+            f'gmproto_mm.evaluation.functional.{name}')
+    except Exception as err:  # noqa: BLE001 - fall back, but say so
+        path = (Path(__file__).resolve().parents[2] / 'gmproto_mm' /
+                'evaluation' / 'functional' / f'{name}.py')
+        print(f'note: importing gmproto_mm failed ({err!r}); loading {path}',
+              file=sys.stderr)
+        spec = importlib.util.spec_from_file_location(
+            f'_gmproto_functional_{name}', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Plot prototype diversity of checkpoints')
+    parser.add_argument('checkpoints', nargs='+', help='checkpoint files')
+    parser.add_argument('--out', required=True, help='output directory')
+    parser.add_argument(
+        '--labels', nargs='+', help='legend label per checkpoint '
+        '(default: file name)')
+    parser.add_argument(
+        '--thresholds', nargs='+', type=float,
+        default=list(DEFAULT_THRESHOLDS),
+        help='eps values to mark on the plot and print in the summary')
+    parser.add_argument('--eps-min', type=float, default=0.01)
+    parser.add_argument('--eps-max', type=float, default=1.0)
+    parser.add_argument('--num-eps', type=int, default=20,
+                        help='log-spaced eps values of the curve')
+    parser.add_argument(
+        '--bank', help='only plot banks with this name (e.g. head)')
+    parser.add_argument(
+        '--usage', nargs='+', help='JSON files with per-prototype counts: a '
+        'list, or {"counts": [...]}')
+    parser.add_argument('--block-size', type=int, default=4096)
+    args = parser.parse_args(argv)
+    if args.labels and len(args.labels) != len(args.checkpoints):
+        parser.error(f'--labels got {len(args.labels)} names for '
+                     f'{len(args.checkpoints)} checkpoints')
+    if not 0 < args.eps_min < args.eps_max or args.num_eps < 2:
+        parser.error('need 0 < --eps-min < --eps-max and --num-eps >= 2')
+    return args
+
+
+def load_counts(path: str) -> np.ndarray:
+    """Per-prototype counts from ``[...]`` or ``{"counts": [...]}``."""
+    with open(path) as f:
+        data = json.load(f)
+    if isinstance(data, dict):
+        if 'counts' not in data:
+            raise ValueError(f'{path}: expected a list or a dict with a '
+                             f'"counts" list, got keys {list(data)[:8]}')
+        data = data['counts']
+    counts = np.asarray(data, dtype=np.float64)
+    if counts.ndim != 1 or counts.size == 0:
+        raise ValueError(f'{path}: counts must be a non-empty flat list')
+    return counts
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[str]:
+    args = parse_args(argv)
+    diversity = _functional('diversity')
+    prototype_io = _functional('prototype_io')
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = args.labels or [Path(c).stem for c in args.checkpoints]
+
+    grid = np.geomspace(args.eps_min, args.eps_max, args.num_eps).tolist()
+    marks = sorted(set(args.thresholds))
+    eps_all = sorted(set(grid) | set(marks))
+
+    curves: Dict[str, Dict[str, float]] = {}
+    nn_cos: Dict[str, np.ndarray] = {}
+    for ckpt, label in zip(args.checkpoints, labels):
+        banks = prototype_io.load_prototypes(ckpt)
+        if args.bank:
+            banks = {k: v for k, v in banks.items() if k == args.bank}
+            if not banks:
+                raise SystemExit(f'{ckpt}: no bank named {args.bank!r}')
+        for bank, protos in banks.items():
+            name = label if len(banks) == 1 else f'{label}:{bank}'
+            curves[name] = diversity.prototype_diversity(
+                protos, eps_all, block_size=args.block_size)
+            if protos.shape[0] > 1:
+                nn_cos[name] = diversity.nearest_neighbour_cosine(
+                    protos, block_size=args.block_size).numpy()
+            res = curves[name]
+            print(f'{name}: K={protos.shape[0]} D={protos.shape[1]}  ' +
+                  '  '.join(f'unique@{e:g}={res[f"unique@{e:g}"]:.2f}%'
+                            f' comp={res[f"components@{e:g}"]:.0f}'
+                            for e in marks))
+
+    written = []
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, res in curves.items():
+        ax.plot(eps_all, [res[f'unique@{e:g}'] for e in eps_all], marker='o',
+                markersize=3, label=name)
+    for e in marks:
+        ax.axvline(e, color='grey', linestyle=':', linewidth=0.8)
+    ax.set_xscale('log')
+    ax.set_xlabel('ε  (distance between normalised prototypes)')
+    ax.set_ylabel('unique prototypes (%)')
+    ax.set_title('Prototype diversity (greedy leaders)')
+    ax.set_ylim(0, 105)
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend()
+    written.append(_save(fig, out_dir / 'unique_vs_eps.png'))
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    if nn_cos:
+        low = min(float(v.min()) for v in nn_cos.values())
+        bins = np.linspace(min(low, 0.99), 1.0, 81)
+        for name, values in nn_cos.items():
+            ax.hist(values, bins=bins, histtype='step', linewidth=1.5,
+                    label=name)
+        ax.legend()
+    ax.set_xlabel('cosine to nearest other prototype')
+    ax.set_ylabel('prototypes')
+    ax.set_title('Nearest-neighbour cosine')
+    written.append(_save(fig, out_dir / 'nn_cosine_hist.png'))
+
+    if args.usage:
+        use_labels = (labels if len(args.usage) == len(labels) else
+                      [Path(u).stem for u in args.usage])
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for path, name in zip(args.usage, use_labels):
+            counts = load_counts(path)
+            ppl = diversity.usage_perplexity(counts)
+            used = int((counts > 0).sum())
+            ranked = np.sort(counts[counts > 0])[::-1]  # used ones only
+            ax.plot(np.arange(1, ranked.size + 1), ranked,
+                    label=f'{name} (used {used}/{counts.size}, '
+                    f'perplexity {ppl:.1f})')
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('prototype rank')
+        ax.set_ylabel('samples assigned (argmax)')
+        ax.set_title('Prototype usage')
+        ax.legend()
+        written.append(_save(fig, out_dir / 'usage.png'))
+    else:
+        print('note: no --usage JSON given; skipping usage.png')
+    for path in written:
+        print(path)
+    return written
+
+
+def _save(fig: plt.Figure, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return osp.abspath(path)
+
+
+if __name__ == '__main__':
+    torch.set_grad_enabled(False)
+    main()
