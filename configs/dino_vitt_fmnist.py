@@ -36,7 +36,7 @@ train_dataloader = dict(
                  split='train', pipeline=train_pipeline))
 
 # ---- model ---------------------------------------------------------------
-embed_dims = 192
+embed_dims = 128
 bottleneck = 128
 num_prototypes = 1024
 model = dict(
@@ -48,7 +48,7 @@ model = dict(
         to_rgb=False),
     backbone=dict(
         type='VisionTransformer',
-        arch=dict(embed_dims=embed_dims, num_layers=4, num_heads=3,
+        arch=dict(embed_dims=embed_dims, num_layers=3, num_heads=2,
                   feedforward_channels=embed_dims * 4),
         img_size=global_size, patch_size=4, in_channels=1,
         drop_path_rate=0.1, out_type='cls_token'),
@@ -105,5 +105,5 @@ test_cfg = dict(type='TestLoop')
 # live collapse monitor: unique@eps of the current prototypes in the log
 custom_hooks = [
     dict(type='FreezePrototypesHook', epochs=1),
-    dict(type='PrototypeMonitorHook', interval=50),
+    dict(type='PrototypeMonitorHook', interval=20),
 ]

@@ -16,5 +16,5 @@ model = dict(
 # no learned prototypes to freeze; one EM step per optimizer step instead
 custom_hooks = [
     dict(type='OnlineEMHook', interval=1),
-    dict(type='PrototypeMonitorHook', interval=50),
+    dict(type='PrototypeMonitorHook', interval=20),
 ]

@@ -11,9 +11,9 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 from gmproto_mm.engine.hooks import find_em_banks
+from gmproto_mm.testing import random_batch
 from tests.conftest import REPO_ROOT, small_cfg
 
 CONFIGS = sorted(
@@ -22,21 +22,6 @@ CONFIGS = sorted(
                        recursive=True) if '_base_' not in p)
 FMNIST_CONFIGS = [c for c in CONFIGS
                   if 'fmnist' in c and not c.startswith('benchmarks')]
-
-
-def random_batch(cfg: Config) -> dict:
-    """A batch of 2 images in the layout the config's model expects."""
-    backbone = cfg.model.backbone
-    channels = backbone.get('in_channels', 3)
-    size = backbone.get('img_size', 224)
-    if cfg.model.type == 'ImageClassifier':
-        samples = [DataSample().set_gt_label(i) for i in range(2)]
-        return dict(inputs=torch.rand(2, channels, size, size) * 255,
-                    data_samples=samples)
-    num_global, num_local = cfg.get('num_crops', [2, 1])  # configs' layout
-    views = [torch.rand(2, channels, size, size) * 255] * num_global
-    views += [torch.rand(2, channels, size // 4, size // 4) * 255] * num_local
-    return dict(inputs=views, data_samples=[DataSample() for _ in range(2)])
 
 
 @pytest.mark.parametrize('name', CONFIGS)

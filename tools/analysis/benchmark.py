@@ -1,0 +1,128 @@
+"""Training-iteration cost of decoupled vs joint prototypes, one process.
+
+Times ``train_step`` of the joint and the decoupled config alternately on
+the same batches (the decoupled step includes its online-EM update, as
+``OnlineEMHook`` runs it), prints the ratio decoupled / joint (target
+<= 1.03), then the EM-update / matmul ratio of ``benchmark_em.py``.
+
+    python tools/analysis/benchmark.py                       # tiny, CPU
+    python tools/analysis/benchmark.py --joint configs/dino_vitb_in1k.py \\
+        --decoupled configs/gm_dino_vitb_in1k.py --device cuda --batch 64
+"""
+import argparse
+import importlib.util
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Callable, List
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+import gmproto_mm  # noqa: E402,F401
+from gmproto_mm.engine.hooks import find_em_banks  # noqa: E402
+from gmproto_mm.testing import random_batch  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--joint', default='configs/dino_vitt_fmnist.py')
+    parser.add_argument('--decoupled',
+                        default='configs/gm_dino_vitt_fmnist.py')
+    parser.add_argument('--batch', type=int, default=128,
+                        help='images per GPU/process')
+    parser.add_argument('--iters', type=int, default=10,
+                        help='timed iterations per model')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--random-data', action='store_true',
+                        help='random batches instead of the config data')
+    parser.add_argument('--skip-em', action='store_true',
+                        help='skip the EM update / matmul benchmark')
+    return parser.parse_args()
+
+
+def build_step(config: str, device: str) -> Callable[[dict], None]:
+    """One training iteration of ``config``: train_step + EM updates."""
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    model = MODELS.build(cfg.model).to(device)
+    model.init_weights()
+    model.train()
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    banks = find_em_banks(model)
+
+    def step(batch: dict) -> None:
+        model.train_step(batch, optim)
+        for _, bank in banks:  # what OnlineEMHook does after the step
+            bank.gmm.update(bank.pop_cached_embeddings())
+
+    return step
+
+
+def make_batches(config: str, batch_size: int, count: int,
+                 random_data: bool) -> List[dict]:
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    if not random_data:
+        try:
+            loader_cfg = cfg.train_dataloader.copy()
+            loader_cfg.update(batch_size=batch_size, num_workers=0,
+                              persistent_workers=False)
+            loader = Runner.build_dataloader(loader_cfg, seed=0)
+            batches = []
+            for batch in loader:
+                batches.append(batch)
+                if len(batches) == count:
+                    return batches
+        except (FileNotFoundError, RuntimeError, ValueError) as err:
+            print(f'no config data ({err}); using random batches')
+    return [random_batch(cfg, batch_size) for _ in range(count)]
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    args = parse_args()
+    init_default_scope('mmpretrain')
+    MessageHub.get_current_instance().update_info('max_iters', 10**6)
+    torch.manual_seed(0)
+    steps = dict(joint=build_step(args.joint, args.device),
+                 decoupled=build_step(args.decoupled, args.device))
+    batches = make_batches(args.joint, args.batch,
+                           args.warmup + args.iters, args.random_data)
+    times = dict(joint=[], decoupled=[])
+    for i, batch in enumerate(batches):
+        for name in ('joint', 'decoupled') if i % 2 else ('decoupled',
+                                                           'joint'):
+            sync(args.device)
+            start = time.perf_counter()
+            steps[name](batch)
+            sync(args.device)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    joint, decoupled = (statistics.median(times[k])
+                        for k in ('joint', 'decoupled'))
+    print(f'median iteration: joint {joint:.4f} s, decoupled '
+          f'{decoupled:.4f} s ({args.iters} each, alternating, same batches)')
+    print(f'ratio decoupled/joint = {decoupled / joint:.3f} (target <= 1.03)')
+    if not args.skip_em:
+        spec = importlib.util.spec_from_file_location(
+            'benchmark_em', osp.join(ROOT, 'tools/analysis/benchmark_em.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        em = module.measure_em_ratio(65536, 256, 512, 5, args.device)
+        print(f'EM update / matmul (K=65536, D=256, N=512): {em}')
+
+
+if __name__ == '__main__':
+    main()
