@@ -4,7 +4,7 @@
 _base_ = ['./gm_dino_vitb_in1k.py']
 
 model = dict(
-    backbone=dict(arch='s'),
+    backbone=dict(arch='deit-small'),  # ViT-S/16: 384 wide, 12 layers, 6 heads
     neck=dict(in_channels=384),  # equal to ViT-S embed_dims
     head=dict(loss=dict(warmup_teacher_temp_epochs=30)))
 optim_wrapper = dict(optimizer=dict(lr=0.0005 * 1024 / 256))

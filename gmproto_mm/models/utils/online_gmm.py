@@ -10,9 +10,8 @@ E-step and responsibility-based forgetting of the sufficient statistics (see
 Pure PyTorch on purpose (no mmengine / mmpretrain): the algorithm and hooks
 own the scheduling, this module owns the math and its state.
 """
-import contextlib
 import math
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -21,39 +20,48 @@ _F32 = torch.float32
 _TINY = torch.finfo(_F32).tiny  # smallest normal fp32; 1 / _TINY is finite
 # Denormal fp32 numbers make CPU matmuls ~100x slower (measured: 44 s instead
 # of 0.3 s for the M-step at K = 65536) and exp() takes a slow path when its
-# result would be denormal. Hence: (unnormalised, row maximum 1)
-# responsibilities below e^-40 ~ 4e-18 are exactly 0, and entries of
-# [x^2, x] below 1e-12 in magnitude are exactly 0, so that every product in
-# the M-step matmul is 0 or >= 4e-18 * 1e-12 / K, a normal number for
-# K < 3e8. Neither changes any statistic beyond fp32 rounding.
+# result would be denormal. Hence (unnormalised, row maximum 1)
+# responsibilities below e^-40 ~ 4e-18 are exactly 0, and x^2 below 1e-12 is
+# exactly 0, so that the M-step products r * x^2 are 0 or >= 4e-18 * 1e-12 /
+# K, a normal number for K < 3e8 (products r * x are denormal only for
+# |x| < 3e-21 * K, which real embeddings do not have). Neither changes any
+# statistic beyond fp32 rounding.
 _RESP_LOG_FLOOR = -40.0
 _RESP_FLOOR = math.exp(_RESP_LOG_FLOOR)
 _FEAT_FLOOR = 1e-12
 _EXP_LOG_FLOOR = -87.0  # exp(-87) is still a normal fp32 number
+_LOG_LIK_ROWS = 64  # rows of the logged log-likelihood while beta < 1
 _INITS = ('kmeans++', 'sample', 'uniform')
 _SCHEDULES = ('cosine', 'linear')
 
 
-@contextlib.contextmanager
-def _ieee_fp32_matmul(device: torch.device) -> Iterator[None]:
-    """Run CUDA matmuls in full fp32 (no TF32) inside the block.
+class _IeeeFp32Matmul:
+    """Run CUDA matmuls in full fp32 (no TF32) inside a ``with`` block.
 
     The E-step expands ``-(x - mu)^2 / (2 var)`` into three terms of size
     ``~1 / var`` that cancel; TF32's 10-bit mantissa would make the log
     densities meaningless. Uses the per-backend precision API only (mixing it
     with the legacy ``allow_tf32`` flags raises in recent PyTorch) and
-    restores the caller's setting.
+    restores the caller's setting. A no-op off CUDA.
+
+    Args:
+        device (torch.device): Device the matmuls run on.
     """
-    matmul = getattr(torch.backends.cuda, 'matmul', None)
-    if device.type != 'cuda' or not hasattr(matmul, 'fp32_precision'):
-        yield
-        return
-    previous = matmul.fp32_precision
-    matmul.fp32_precision = 'ieee'
-    try:
-        yield
-    finally:
-        matmul.fp32_precision = previous
+
+    def __init__(self, device: torch.device) -> None:
+        matmul = getattr(torch.backends.cuda, 'matmul', None)
+        self._matmul = matmul if (device.type == 'cuda' and hasattr(
+            matmul, 'fp32_precision')) else None
+        self._previous: Optional[str] = None
+
+    def __enter__(self) -> None:
+        if self._matmul is not None:
+            self._previous = self._matmul.fp32_precision
+            self._matmul.fp32_precision = 'ieee'
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._matmul is not None:
+            self._matmul.fp32_precision = self._previous
 
 
 class OnlineGaussianMixture(nn.Module):
@@ -74,16 +82,24 @@ class OnlineGaussianMixture(nn.Module):
       ``mu = m / ||m||``.
 
     All state is registered as buffers (float32 apart from the counters), so
-    ``state_dict`` and checkpoints carry it. Scratch space is kept in
+    ``state_dict`` and checkpoints carry it. Scratch space lives in
     non-persistent buffers allocated once, so a step at ``K = 65536``,
-    ``D = 256`` allocates no ``(K, D)`` temporaries: the E-step is one matmul
-    of ``beta * [x^2, x, 1]`` ``(N, 2D+1)`` against
-    ``[-1 / (2 var), mu / var, c]`` ``(K, 2D+1)``, the M-step one matmul of
-    the responsibilities against ``[x^2, x, 1]``.
+    ``D = 256`` allocates no ``(K, D)`` or ``(N, K)`` temporaries: the E-step
+    is one matmul of ``[x^2, x, 1]`` ``(N, 2D+1)`` against
+    ``[-1 / (2 var), mu / var, c]`` ``(K, 2D+1)`` (``beta`` as its scale), the
+    M-step one matmul of the responsibilities against ``[x^2, x, 1]``.
+    Responsibilities below ``e^-40`` times the row maximum are exactly 0
+    (fp32 denormals would slow the CPU matmuls a hundredfold).
 
     Identical inputs give identical results on every process (the
     initialisation uses a CPU generator seeded with ``seed``), which is what
     multi-process training relies on to keep the prototypes in sync.
+
+    Note:
+        The scratch buffers (~``(K, 2D+1) + (N, K)`` floats) are not saved
+        but are listed by ``buffers()``; keep the mixture out of a
+        ``DistributedDataParallel`` module with ``broadcast_buffers=True``,
+        which would broadcast every buffer each iteration.
 
     Args:
         num_components (int): Number of components ``K`` (>= 1).
@@ -159,8 +175,8 @@ class OnlineGaussianMixture(nn.Module):
             raise ValueError(
                 f'init_noise must be a finite number >= 0, got {init_noise!r}')
         if not (prior_count > 0.0 and math.isfinite(prior_count)):
-            raise ValueError(
-                f'prior_count must be a finite number > 0, got {prior_count!r}')
+            raise ValueError('prior_count must be a finite number > 0, '
+                             f'got {prior_count!r}')
 
         self.num_components = num_components
         self.dim = dim
@@ -213,6 +229,7 @@ class OnlineGaussianMixture(nn.Module):
         return self._beta_at(int(self.num_updates))
 
     def _beta_at(self, t: int) -> float:
+        """``beta`` of update ``t`` (0-based): ``beta_start`` -> 1."""
         if self.beta_iters == 0 or t >= self.beta_iters:
             return 1.0
         frac = t / self.beta_iters
@@ -245,7 +262,8 @@ class OnlineGaussianMixture(nn.Module):
             (mean over the batch of ``max_k r_nk``), ``effective_components``
             (``exp`` of the entropy of the weights), ``weight_min``,
             ``weight_max`` and ``log_likelihood`` (mean ``log p(x_n)`` at
-            beta = 1, under the parameters before the step).
+            beta = 1, under the parameters before the step; while beta < 1
+            over the first 64 rows of the batch only).
 
         Raises:
             ValueError: If ``x`` is not ``(N, D)`` with ``N >= 1`` or holds
@@ -253,7 +271,7 @@ class OnlineGaussianMixture(nn.Module):
         """
         x = self._prepare(x)  # validates before any state change
         with torch.autocast(device_type=x.device.type, enabled=False), \
-                _ieee_fp32_matmul(x.device):
+                _IeeeFp32Matmul(x.device):
             if not bool(self.initialized):
                 self._initialise(x)
             beta = self._beta_at(int(self.num_updates))
@@ -266,18 +284,17 @@ class OnlineGaussianMixture(nn.Module):
             self.num_updates += 1
 
             resp_max_mean = row_sum.reciprocal().mean()  # max_k r~_nk == 1
-            pi = self.pi
-            entropy = -(pi * pi.clamp_min(_TINY).log()).sum()
-            values = torch.stack([
-                resp_max_mean, entropy.exp(), pi.min(), pi.max(), log_lik
-            ]).tolist()
-        return dict(
-            beta=beta,
-            resp_max_mean=values[0],
-            effective_components=values[1],
-            weight_min=values[2],
-            weight_max=values[3],
-            log_likelihood=values[4])
+            entropy = torch.special.entr(self.pi).sum()
+            pi_min, pi_max = torch.aminmax(self.pi)
+            values = torch.stack(
+                [resp_max_mean,
+                 entropy.exp(), pi_min, pi_max, log_lik]).tolist()
+        return dict(beta=beta,
+                    resp_max_mean=values[0],
+                    effective_components=values[1],
+                    weight_min=values[2],
+                    weight_max=values[3],
+                    log_likelihood=values[4])
 
     @torch.no_grad()
     def log_prob(self, x: Tensor) -> Tensor:
@@ -292,10 +309,10 @@ class OnlineGaussianMixture(nn.Module):
         x = self._prepare(x)
         self._require_initialised()
         with torch.autocast(device_type=x.device.type, enabled=False), \
-                _ieee_fp32_matmul(x.device):
+                _IeeeFp32Matmul(x.device):
             feats = self._features(x)
-            out = x.new_empty(x.shape[0], self.num_components)
-            return torch.matmul(feats, self._e_step_weights().T, out=out)
+            log_p = torch.matmul(feats, self._e_step_weights().T)
+            return log_p.add_(self._log_2pi_term())
 
     @torch.no_grad()
     def responsibilities(self,
@@ -319,7 +336,7 @@ class OnlineGaussianMixture(nn.Module):
 
     # --------------------------------------------------------------- helpers
     def _prepare(self, x: Tensor) -> Tensor:
-        """Validate ``x`` and return it as unit-norm fp32 rows on our device."""
+        """Validate ``x``; return it as unit-norm fp32 rows on our device."""
         if not isinstance(x, Tensor):
             raise TypeError(f'x must be a Tensor, got {type(x).__name__}')
         if x.dim() != 2 or x.shape[1] != self.dim:
@@ -331,11 +348,13 @@ class OnlineGaussianMixture(nn.Module):
         if x.is_complex():
             raise ValueError(f'x must be real, got dtype {x.dtype}')
         x = x.detach().to(device=self.mu.device, dtype=_F32)
-        bad = int((~torch.isfinite(x)).sum())
-        if bad:
-            raise ValueError(
-                f'x of shape {tuple(x.shape)} contains {bad} non-finite '
-                'values (NaN/Inf); the GMM state was not changed')
+        # One reduction in the common case; count only if the sum is bad.
+        if not bool(torch.isfinite(x.sum())):
+            bad = int((~torch.isfinite(x)).sum())
+            if bad:
+                raise ValueError(
+                    f'x of shape {tuple(x.shape)} contains {bad} non-finite '
+                    'values (NaN/Inf); the GMM state was not changed')
         return torch.nn.functional.normalize(x, dim=1)
 
     def _require_initialised(self) -> None:
@@ -358,9 +377,14 @@ class OnlineGaussianMixture(nn.Module):
 
     @staticmethod
     def _features(x: Tensor) -> Tensor:
-        """``[x^2, x, 1]`` of shape ``(N, 2D+1)``, tiny entries set to 0."""
-        feats = torch.cat([x * x, x, x.new_ones(x.shape[0], 1)], dim=1)
-        return feats.masked_fill_(feats.abs() < _FEAT_FLOOR, 0.0)
+        """``[x^2, x, 1]`` of shape ``(N, 2D+1)``; ``x^2 < 1e-12`` set to 0."""
+        n, d = x.shape
+        feats = x.new_empty(n, 2 * d + 1)
+        torch.nn.functional.threshold_(torch.mul(x, x, out=feats[:, :d]),
+                                       _FEAT_FLOOR, 0.0)
+        feats[:, d:2 * d] = x
+        feats[:, 2 * d] = 1.0
+        return feats
 
     # ------------------------------------------------------------- EM pieces
     def _initialise(self, x: Tensor) -> None:
@@ -394,9 +418,11 @@ class OnlineGaussianMixture(nn.Module):
     def _e_step_weights(self) -> Tensor:
         """``[-1 / (2 var), mu / var, c]`` of shape ``(K, 2D+1)``.
 
-        ``c_k = log pi_k - sum_d log(2 pi var_kd) / 2 - sum_d mu_kd^2 /
-        (2 var_kd)``, so that ``[x^2, x, 1] @ W^T`` is ``log p_nk``.
-        Written into the scratch buffer, no ``(K, D)`` temporaries.
+        ``c_k = log pi_k - sum_d log(var_kd) / 2 - sum_d mu_kd^2 /
+        (2 var_kd)``, so that ``[x^2, x, 1] @ W^T`` is ``log p_nk`` up to
+        the constant ``-D log(2 pi) / 2`` (see :meth:`_log_2pi_term`), which
+        cancels in the responsibilities. Written into the scratch buffer, no
+        ``(K, D)`` temporaries.
         """
         K, D = self.num_components, self.dim
         work = self._workspace()
@@ -407,10 +433,13 @@ class OnlineGaussianMixture(nn.Module):
         torch.div(self.mu, self.var, out=lin)
         mahal_mu = torch.einsum('kd,kd->k', self.mu, lin)
         torch.div(self.var.new_full((), -0.5), self.var, out=quad)
-        torch.log(self.pi.clamp_min(_TINY), out=const)
-        const.sub_(log_det.add_(mahal_mu).add_(D * math.log(2 * math.pi)),
-                   alpha=0.5)
+        torch.add(self.pi.log(), log_det.add_(mahal_mu), alpha=-0.5,
+                  out=const)  # pi > 0: acc_count > 0 always
         return work
+
+    def _log_2pi_term(self) -> float:
+        """The constant ``-D log(2 pi) / 2`` left out of the weights."""
+        return -0.5 * self.dim * math.log(2 * math.pi)
 
     def _e_step(self, feats: Tensor,
                 beta: float) -> Tuple[Tensor, Tensor, Tensor]:
@@ -426,7 +455,9 @@ class OnlineGaussianMixture(nn.Module):
             maximum exactly 1; entries below ``e^-40`` are exactly 0, see
             ``_RESP_LOG_FLOOR``), ``row_sum`` ``(N, 1)`` =
             ``sum_k resp_nk`` (``resp / row_sum`` is the softmax) and the
-            scalar mean ``log sum_k p_nk`` at beta = 1.
+            scalar mean ``log sum_k p_nk`` at beta = 1 (while beta < 1,
+            over the first ``_LOG_LIK_ROWS`` rows only: it costs an extra
+            exp pass, a logging metric need not pay that in full).
         """
         weights = self._e_step_weights()
         n, K = feats.shape[0], self.num_components
@@ -434,20 +465,24 @@ class OnlineGaussianMixture(nn.Module):
         if (resp.shape != (n, K) or resp.device != feats.device
                 or resp.dtype != _F32):
             resp = self._resp = feats.new_empty(n, K)
-        # beta * log p in one matmul (beta folded into the small operand).
-        torch.matmul(feats * beta, weights.T, out=resp)
+        # beta * log p (up to a constant) in one matmul, beta as its alpha.
+        torch.addmm(resp.new_zeros(()),
+                    feats,
+                    weights.T,
+                    beta=0.0,
+                    alpha=beta,
+                    out=resp)
         row_max = resp.amax(dim=1, keepdim=True)
         resp.sub_(row_max)
-        if beta == 1.0:
-            log_sum = None
-        else:  # sum_k exp(log p_nk - row_max_n / beta), before resp is exp'd
-            log_sum = self._row_log_sum_exp(resp, 1.0 / beta)
+        if beta != 1.0:  # needs exp(log p - row_max / beta), before exp_()
+            rows = min(n, _LOG_LIK_ROWS)
+            log_lik = (row_max[:rows] / beta + self._row_log_sum_exp(
+                resp[:rows], 1.0 / beta)).mean() + self._log_2pi_term()
         resp.clamp_(min=_RESP_LOG_FLOOR).exp_()
         torch.nn.functional.threshold_(resp, _RESP_FLOOR, 0.0)
         row_sum = resp.sum(dim=1, keepdim=True)
-        if log_sum is None:
-            log_sum = row_sum.log()
-        log_lik = (row_max / beta + log_sum).mean()
+        if beta == 1.0:  # free: log sum_k p_nk = row_max + log row_sum
+            log_lik = (row_max + row_sum.log()).mean() + self._log_2pi_term()
         return resp, row_sum, log_lik
 
     def _row_log_sum_exp(self, shifted: Tensor, scale: float) -> Tensor:
@@ -484,8 +519,7 @@ class OnlineGaussianMixture(nn.Module):
         D = self.dim
         batch_sq, batch_sum, batch_count = (stats[:, :D], stats[:, D:2 * D],
                                             stats[:, 2 * D])
-        rho = batch_count * math.log1p(-self.forgetting)
-        rho.exp_()
+        rho = torch.pow(1.0 - self.forgetting, batch_count)  # exactly 1 at 0
         torch.addcmul(batch_count, self.acc_count, rho, out=self.acc_count)
         rho = rho.unsqueeze(1)
         torch.addcmul(batch_sum, self.acc_sum, rho, out=self.acc_sum)
@@ -496,16 +530,15 @@ class OnlineGaussianMixture(nn.Module):
         K, D = self.num_components, self.dim
         count = self.acc_count
         torch.div(count, count.sum(), out=self.pi)
-        inv_count = count.clamp_min(_TINY).reciprocal_().unsqueeze_(1)
+        safe_count = count.clamp_min(_TINY).unsqueeze_(1)
         # Unnormalised means m in a contiguous (K, D) view of the scratch.
         mean = self._workspace().view(-1)[:K * D].view(K, D)
-        torch.mul(self.acc_sum, inv_count, out=mean)
-        torch.mul(self.acc_sq_sum, inv_count, out=self.var)
+        torch.div(self.acc_sum, safe_count, out=mean)
+        torch.div(self.acc_sq_sum, safe_count, out=self.var)
         self.var.addcmul_(mean, mean, value=-1.0).clamp_(min=self.min_var)
         norm = torch.linalg.vector_norm(mean, dim=1, keepdim=True)
-        degenerate = ~(norm > _TINY)  # also catches NaN
-        if bool(degenerate.any()):  # keep the old mean of such rows
-            rows = degenerate.squeeze(1)
+        if not bool((norm > _TINY).all()):  # keep the old mean of such rows
+            rows = ~(norm > _TINY).squeeze(1)  # also catches NaN
             mean[rows] = self.mu[rows]
             norm[rows] = 1.0
         torch.div(mean, norm, out=self.mu)
