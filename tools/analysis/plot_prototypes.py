@@ -115,7 +115,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     curves: Dict[str, Dict[str, float]] = {}
     nn_cos: Dict[str, np.ndarray] = {}
     for ckpt, label in zip(args.checkpoints, labels):
-        banks = prototype_io.load_prototypes(ckpt)
+        try:
+            banks = prototype_io.load_prototypes(ckpt)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'error: {err}') from err
         if args.bank:
             banks = {k: v for k, v in banks.items() if k == args.bank}
             if not banks:

@@ -15,8 +15,8 @@ class FreezePrototypesHook(Hook):
     step pre-hook on the optimizer, i.e. after backward, all-reduce and
     gradient clipping, so DDP and AMP are untouched. Params whose gradient is
     ``None`` are skipped by the optimizer (no update, no weight decay).
-    A head without learned prototypes (``DecoupledGMMHead``) makes this a
-    no-op.
+    A model's ``patch_head`` (``IBOT``) is frozen alike. A head without
+    learned prototypes (``DecoupledGMMHead``) makes this a no-op.
 
     Args:
         epochs (float): Freeze while ``epoch < epochs``. Defaults to 1.
@@ -37,8 +37,11 @@ class FreezePrototypesHook(Hook):
         self._handle = None
 
     def before_train(self, runner) -> None:
-        head = get_ori_model(runner.model).head
-        self._params = list(head.prototype_parameters())
+        model = get_ori_model(runner.model)
+        self._params = list(model.head.prototype_parameters())
+        patch_head = getattr(model, 'patch_head', None)  # iBOT's patch bank
+        if patch_head is not None:
+            self._params += list(patch_head.prototype_parameters())
         optimizer = runner.optim_wrapper.optimizer
         self._handle = optimizer.register_step_pre_hook(self._drop_grads)
 

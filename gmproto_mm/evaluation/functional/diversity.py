@@ -95,7 +95,8 @@ def _normalized_rows(prototypes: ArrayLike) -> Tensor:
     return x / torch.linalg.vector_norm(x, dim=1, keepdim=True)
 
 
-def _check_thresholds(thresholds: Sequence[float]) -> List[float]:
+def _check_thresholds(
+        thresholds: Union[Sequence[float], float]) -> List[float]:
     if isinstance(thresholds, (int, float)):
         thresholds = [thresholds]
     eps = [float(e) for e in thresholds]
@@ -210,12 +211,14 @@ def _refine_where(s: Tensor, gi: Tensor, gj: Tensor, th: _Threshold,
     return adj
 
 
-def _select(sim: Tensor, row_mask: Tensor, col_mask: Tensor) -> Tensor:
-    """``sim[row_mask][:, col_mask]``, copying as little as possible."""
-    if not bool(col_mask.all()):
-        sim = sim[:, col_mask]
-    if not bool(row_mask.all()):
-        sim = sim[row_mask]
+def _select(sim: Tensor, row_mask: Optional[Tensor],
+            col_mask: Optional[Tensor]) -> Tensor:
+    """``sim[row_mask][:, col_mask]``, copying as little as possible
+    (``index_select`` is several times faster than boolean indexing)."""
+    if row_mask is not None and not bool(row_mask.all()):
+        sim = sim.index_select(0, row_mask.nonzero().flatten())
+    if col_mask is not None and not bool(col_mask.all()):
+        sim = sim.index_select(1, col_mask.nonzero().flatten())
     return sim
 
 
@@ -295,13 +298,30 @@ def _off_diagonal_pass(ths: List[_Threshold], covered: List[Tensor],
     # Drop rows, then columns, without any similarity above lo_all.
     keep = row_max > lo_all
     if not bool(keep.all()):
-        sim, rows = sim[keep], rows[keep]
+        sim, rows = _select(sim, keep, None), rows[keep]
     keep = sim.amax(dim=0) > lo_all
     if not bool(keep.all()):
-        sim, cols = sim[:, keep], cols[keep]
+        sim, cols = _select(sim, None, keep), cols[keep]
     li, lj = (sim > lo_all).nonzero(as_tuple=True)
     if li.numel() <= _EDGE_LIST_LIMIT:  # sparse: work on the edge list
         s, gi, gj = sim[li, lj], rows[li], cols[lj]
+        # Drop, once for all thresholds, edges that matter for none: rows
+        # covered at every eps, between nodes already joined at the
+        # smallest eps (its edges are edges at every larger eps, so any
+        # larger-eps forest joins them too by the end).
+        finest = min(ths, key=lambda th: th.eps)
+        if any(comp):
+            useful = finest.parent[gi] != finest.parent[gj]
+        else:
+            useful = torch.zeros_like(gi, dtype=torch.bool)
+        uncovered = torch.zeros_like(covered[0])
+        for cov, do_lead in zip(covered, lead):
+            if do_lead:
+                uncovered |= ~cov
+        useful |= uncovered[gi - i0]
+        if not bool(useful.any()):
+            return
+        s, gi, gj = s[useful], gi[useful], gj[useful]
         for th, cov, do_lead, do_comp in zip(ths, covered, lead, comp):
             if top <= th.lo:
                 continue
@@ -483,7 +503,7 @@ def _diagonal_tile(ths: List[_Threshold], covered: List[Tensor], xs: Tensor,
 
 def prototype_diversity(
         prototypes: ArrayLike,
-        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+        thresholds: Union[Sequence[float], float] = DEFAULT_THRESHOLDS,
         block_size: int = 4096) -> Dict[str, float]:
     """Unique-prototype percentage and eps-graph components at several eps.
 
@@ -500,12 +520,14 @@ def prototype_diversity(
     The computation is exact (see the module docstring), blockwise with
     ``(block_size, block_size)`` similarity tiles, and shares each tile
     between all thresholds. Blocks already reduced to one leader / one
-    component are skipped, so a fully collapsed bank costs ``O(K)`` tiles.
+    component are skipped, so a fully collapsed bank needs only thin
+    ``(block_size, 1)`` tiles after its first block.
 
     Args:
         prototypes (Tensor | np.ndarray): The bank, ``(K, D)``, any real
-            dtype and device (computed on that device).
-        thresholds (Sequence[float]): Distances ``eps > 0``.
+            dtype and device (computed on that device; float64 tiles off
+            the CPU, where float32 matmuls may use TF32).
+        thresholds (Sequence[float] | float): Distances ``eps > 0``.
             Defaults to ``(0.025, 0.05, 0.1, 0.25, 0.5)``.
         block_size (int): Rows per similarity tile. Defaults to 4096.
 

@@ -1,3 +1,4 @@
 from .dino import DINO
+from .ibot import IBOT
 
-__all__ = ['DINO']
+__all__ = ['DINO', 'IBOT']
