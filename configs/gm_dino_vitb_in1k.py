@@ -12,7 +12,8 @@ model = dict(
             beta_iters=12510,    # ... over 10 epochs of 1251 iterations
             beta_schedule='cosine',
             min_var=1e-4,        # sigma^2 floor
-            init='kmeans++')))   # means from the first global teacher batch
+            init='sample')))     # K pooled teacher embeddings (k-means++
+                                 # seeding of 65536 means is too slow)
 
 custom_hooks = [
     dict(type='OnlineEMHook', interval=1),

@@ -11,7 +11,7 @@ model = dict(
             beta_iters=500,      # ... over this many EM updates (cosine)
             beta_schedule='cosine',
             min_var=1e-4,        # sigma^2 floor
-            init='kmeans++')))   # means from the first teacher batch
+            init='kmeans++')))   # k-means++ on the first K teacher embeddings
 
 # no learned prototypes to freeze; one EM step per optimizer step instead
 custom_hooks = [

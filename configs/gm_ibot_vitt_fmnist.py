@@ -9,7 +9,7 @@ gmm_cfg = dict(
     beta_iters=500,      # ... over this many EM updates (cosine)
     beta_schedule='cosine',
     min_var=1e-4,        # sigma^2 floor
-    init='kmeans++')     # means from the first teacher batch
+    init='kmeans++')     # k-means++ on the first K teacher embeddings
 model = dict(
     # both keep in_channels, K and their loss (DINOLoss / IBOTPatchLoss)
     head=dict(type='DecoupledGMMHead', gmm=gmm_cfg),

@@ -458,3 +458,28 @@ def test_cuda_matches_cpu_and_restores_tf32_setting() -> None:
                                        rtol=1e-4)
     finally:
         matmul.fp32_precision = previous
+
+
+def test_initialisation_pools_rows_until_k_when_k_exceeds_batch():
+    """K > N: means must come from K distinct rows, not K/N near-copies."""
+    from gmproto_mm.evaluation.functional.diversity import prototype_diversity
+    torch.manual_seed(0)
+    gmm = OnlineGaussianMixture(64, 8, init='sample')
+    before = gmm.state_dict()
+    stats = gmm.update(torch.randn(16, 8))
+    assert stats['init_pooled'] == 16 and not bool(gmm.initialized)
+    for key, value in before.items():  # nothing but the pool changed
+        assert torch.equal(gmm.state_dict()[key], value), key
+    for _ in range(3):
+        stats = gmm.update(torch.randn(16, 8))
+    assert bool(gmm.initialized) and int(gmm.num_updates) == 1
+    assert 'resp_max_mean' in stats
+    assert prototype_diversity(gmm.means, (0.025, ))['unique@0.025'] == 100.
+
+
+def test_init_samples_one_initialises_on_first_batch():
+    gmm = OnlineGaussianMixture(64, 8, init_samples=1)
+    gmm.update(torch.randn(16, 8))
+    assert bool(gmm.initialized)
+    with pytest.raises(ValueError, match='init_samples'):
+        OnlineGaussianMixture(4, 2, init_samples=0)

@@ -11,7 +11,7 @@ Pure PyTorch on purpose (no mmengine / mmpretrain): the algorithm and hooks
 own the scheduling, this module owns the math and its state.
 """
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -123,6 +123,15 @@ class OnlineGaussianMixture(nn.Module):
         init_noise (float): Expected norm of the Gaussian noise added to the
             data-initialised means before renormalising (>= 0), so that
             duplicates (``K > N``) separate. Defaults to 0.01.
+        init_samples (int, optional): Rows to pool before the data
+            initialisation (``init`` other than ``'uniform'``): updates are
+            buffered until this many rows arrived, then the means are drawn
+            from the pool and the first EM step runs on it. ``None`` means
+            ``num_components``, so that K distinct embeddings seed K means
+            even when K exceeds the batch (with fewer rows, several means
+            would start at the same point and never separate). 1 initialises
+            on the first batch. The pool is not checkpointed: a resume
+            during pooling pools again. Defaults to None.
         prior_count (float): Initial ``acc_count`` of every component (> 0).
             Defaults to 1.0.
         seed (int): Seed of the initialisation. Defaults to 0.
@@ -150,6 +159,7 @@ class OnlineGaussianMixture(nn.Module):
                  min_var: float = 1e-4,
                  init: str = 'kmeans++',
                  init_noise: float = 0.01,
+                 init_samples: Optional[int] = None,
                  prior_count: float = 1.0,
                  seed: int = 0) -> None:
         super().__init__()
@@ -157,6 +167,8 @@ class OnlineGaussianMixture(nn.Module):
         _check_int('dim', dim, 1)
         _check_int('beta_iters', beta_iters, 0)
         _check_int('seed', seed, None)
+        if init_samples is not None:
+            _check_int('init_samples', init_samples, 1)
         if not 0.0 < forgetting < 1.0:
             raise ValueError(
                 f'forgetting must be in (0, 1), got {forgetting!r}')
@@ -189,6 +201,9 @@ class OnlineGaussianMixture(nn.Module):
         self.init_noise = float(init_noise)
         self.prior_count = float(prior_count)
         self.seed = seed
+        self.init_samples = num_components if init_samples is None \
+            else init_samples
+        self._init_pool: List[Tensor] = []  # rows awaiting initialisation
 
         K, D = num_components, dim
         # Valid unit-norm placeholders until the first update initialises
@@ -257,6 +272,9 @@ class OnlineGaussianMixture(nn.Module):
         Args:
             x (Tensor): Embeddings of shape ``(N, D)``, any float dtype.
 
+        While rows are pooled for the initialisation (see ``init_samples``)
+        no EM step runs and only ``beta`` and ``init_pooled`` are returned.
+
         Returns:
             Dict[str, float]: ``beta`` (the beta used), ``resp_max_mean``
             (mean over the batch of ``max_k r_nk``), ``effective_components``
@@ -270,6 +288,13 @@ class OnlineGaussianMixture(nn.Module):
                 NaN/Inf; the state is then left untouched.
         """
         x = self._prepare(x)  # validates before any state change
+        if not bool(self.initialized) and self.init != 'uniform':
+            self._init_pool.append(x)
+            pooled = sum(rows.shape[0] for rows in self._init_pool)
+            if pooled < self.init_samples:
+                return dict(beta=self._beta_at(0), init_pooled=float(pooled))
+            x = torch.cat(self._init_pool)
+            self._init_pool.clear()
         with torch.autocast(device_type=x.device.type, enabled=False), \
                 _IeeeFp32Matmul(x.device):
             if not bool(self.initialized):
