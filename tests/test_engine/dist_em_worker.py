@@ -26,6 +26,7 @@ def main(config: str, out_dir: str, data_root: str) -> None:
     cfg.train_dataloader.dataset.update(indices=48, data_root=data_root)
     cfg.train_cfg.max_epochs = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
+    cfg.model.head.gmm.init_samples = 1  # EM from the first step on
     cfg.custom_hooks = [dict(type='OnlineEMHook', sync_check_interval=1)]
     runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
 

@@ -59,6 +59,7 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
                                                 accumulate):
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=32,
                     batch_size=8)  # 4 iterations
+    cfg.model.head.gmm.init_samples = 1  # EM from the first step on
     cfg.optim_wrapper.accumulative_counts = accumulate
     runner = Runner.from_cfg(cfg)
     gmm = runner.model.head.gmm
@@ -80,6 +81,7 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
 def test_interval_and_start_iter(tmp_path, fmnist_root):
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=48,
                     batch_size=8)  # 6 iterations: 0..5
+    cfg.model.head.gmm.init_samples = 1
     cfg.custom_hooks = [dict(type='OnlineEMHook', interval=2, start_iter=1)]
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -111,6 +113,19 @@ def test_two_gloo_processes_keep_identical_banks(tmp_path, fmnist_root):
     assert r0['updates'] == r1['updates'] == 3
     for key in r0['bank']:
         assert torch.equal(r0['bank'][key], r1['bank'][key]), key
+
+
+def test_pooled_initialisation_through_the_runner(tmp_path, fmnist_root):
+    """K = 1024 > 16 rows per step: EM starts once K rows were pooled."""
+    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=64,
+                    batch_size=8)  # 8 steps x 16 global embeddings
+    cfg.model.head.num_prototypes = 64  # pooled after 4 steps
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    gmm = runner.model.head.gmm
+    assert bool(gmm.initialized) and int(gmm.num_updates) == 5
+    assert runner.message_hub.get_scalar('train/em_init_pooled').current() \
+        == 48
 
 
 def test_all_gather_rows_single_process_is_identity():

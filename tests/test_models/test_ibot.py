@@ -299,6 +299,8 @@ def test_decoupled_config_updates_both_banks(tmp_path, fmnist_root):
     from mmengine.runner import Runner
     cfg = small_cfg('gm_ibot_vitt_fmnist.py', str(tmp_path), num_images=16,
                     batch_size=8)
+    cfg.model.head.gmm.init_samples = 1  # EM from the first step on
+    cfg.model.patch_head.gmm.init_samples = 1
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model
