@@ -140,7 +140,16 @@ def test_lt_configs_build_their_dataset(name, fmnist_root):
     assert dataset_cfg.type == 'FashionMNISTLT'
     assert dataset_cfg.imbalance_factor == 100 and dataset_cfg.seed == 0
     assert dataset_cfg.pipeline == base.train_dataloader.dataset.pipeline
-    assert cfg.test_dataloader == base.test_dataloader  # evaluation unchanged
+    # evaluation: bank = the LT training set, queries = the balanced test
+    # split carrying the training groups (per-group k-NN and diversity)
+    bank, query = (cfg.test_dataloader.dataset[k] for k in ('bank', 'query'))
+    assert (bank.type, bank.split, query.type, query.split) == \
+        ('FashionMNISTLT', 'train', 'FashionMNISTLT', 'test')
+    assert bank.pipeline == base.test_dataloader.dataset.bank.pipeline
+    query.data_root = fmnist_root
+    assert len(DATASETS.build(query)) == 10000
+    assert DATASETS.build(query).metainfo['class_groups'] == \
+        assign_groups(long_tail_counts(10, 6000, 100, 0))
     dataset_cfg.data_root = fmnist_root
     ds = DATASETS.build(dataset_cfg)
     assert len(ds) == sum(long_tail_counts(10, 6000, 100, 0))
