@@ -11,7 +11,8 @@ model = dict(
             beta_iters=500,      # ... over this many EM updates (cosine)
             beta_schedule='cosine',
             min_var=1e-4,        # sigma^2 floor
-            init='kmeans++')))   # k-means++ on the first K teacher embeddings
+            init='kmeans++',     # k-means++ seeding from ...
+            init_samples=4096)))  # ... 16 steps of teacher embeddings (4K)
 
 # no learned prototypes to freeze; one EM step per optimizer step instead
 custom_hooks = [

@@ -58,6 +58,8 @@ def build_step(config: str, device: str) -> Callable[[dict], None]:
     model.train()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     banks = find_em_banks(model)
+    for _, bank in banks:  # time steady-state EM, not the initial pooling
+        bank.gmm.init_samples = 1
 
     def step(batch: dict) -> None:
         model.train_step(batch, optim)
