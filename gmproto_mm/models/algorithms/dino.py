@@ -120,6 +120,23 @@ class DINO(BaseSelfSupervisor):
                 embeds[i] = chunk
         return embeds
 
+    def _check_inputs(self, inputs: List[torch.Tensor]) -> None:
+        """Multi-crop views present, and the Runner's ``max_iters`` known."""
+        name = type(self).__name__
+        if not isinstance(inputs, (list, tuple)) or \
+                len(inputs) <= self.num_global_views:
+            got = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+            raise ValueError(
+                f'{name} needs more than num_global_views='
+                f'{self.num_global_views} views per image (use MultiView), '
+                f'got {got}')
+        if MessageHub.get_current_instance().get_info('max_iters') is None:
+            raise ValueError(
+                f"{name}'s teacher momentum follows a cosine over "
+                "'max_iters', which the Runner puts in the message hub; "
+                'outside a Runner call MessageHub.get_current_instance()'
+                ".update_info('max_iters', N) first")
+
     def loss(self, inputs: List[torch.Tensor],
              data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
@@ -133,19 +150,7 @@ class DINO(BaseSelfSupervisor):
         Returns:
             dict[str, Tensor]: Loss dict of the head.
         """
-        if not isinstance(inputs, (list, tuple)) or \
-                len(inputs) <= self.num_global_views:
-            got = len(inputs) if isinstance(inputs, (list, tuple)) else 1
-            raise ValueError(
-                f'DINO needs more than num_global_views='
-                f'{self.num_global_views} views per image (use MultiView), '
-                f'got {got}')
-        if MessageHub.get_current_instance().get_info('max_iters') is None:
-            raise ValueError(
-                "DINO's teacher momentum follows a cosine over 'max_iters', "
-                'which the Runner puts in the message hub; outside a Runner '
-                "call MessageHub.get_current_instance().update_info("
-                "'max_iters', N) first")
+        self._check_inputs(inputs)
         global_views = inputs[:self.num_global_views]
         with torch.no_grad():
             self.teacher.update_parameters(self._ema_source())

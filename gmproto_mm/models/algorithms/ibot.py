@@ -5,7 +5,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.dist import get_rank
-from mmengine.logging import MessageHub
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -199,21 +198,6 @@ class IBOT(DINO):
                                                  num_global * batch)
         losses['loss_patch'] = self.patch_loss_weight * loss_patch
         return losses
-
-    def _check_inputs(self, inputs: List[torch.Tensor]) -> None:
-        if not isinstance(inputs, (list, tuple)) or \
-                len(inputs) <= self.num_global_views:
-            got = len(inputs) if isinstance(inputs, (list, tuple)) else 1
-            raise ValueError(
-                f'IBOT needs more than num_global_views='
-                f'{self.num_global_views} views per image (use MultiView), '
-                f'got {got}')
-        if MessageHub.get_current_instance().get_info('max_iters') is None:
-            raise ValueError(
-                "IBOT's teacher momentum follows a cosine over 'max_iters', "
-                'which the Runner puts in the message hub; outside a Runner '
-                "call MessageHub.get_current_instance().update_info("
-                "'max_iters', N) first")
 
     @torch.no_grad()
     def predict(self,
