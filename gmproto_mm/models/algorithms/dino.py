@@ -79,17 +79,21 @@ class DINO(BaseSelfSupervisor):
         if predict_with not in ('teacher', 'student'):
             raise ValueError("predict_with must be 'teacher' or 'student', "
                              f'got {predict_with!r}')
-        neck_out = getattr(self.neck, 'out_channels', None)
-        if neck_out is not None and neck_out != self.head.in_channels:
-            raise ValueError(
-                f'neck out_channels ({neck_out}) must equal head in_channels '
-                f'({self.head.in_channels})')
+        self._check_channels(self.head, 'head')
         self.num_global_views = num_global_views
         self.predict_with = predict_with
         self.teacher = CosineEMA(
             self._ema_source(),
             momentum=base_momentum,
             end_momentum=end_momentum)
+
+    def _check_channels(self, head: nn.Module, name: str) -> None:
+        """The neck's output size must be the head's ``in_channels``."""
+        neck_out = getattr(self.neck, 'out_channels', None)
+        if neck_out is not None and neck_out != head.in_channels:
+            raise ValueError(
+                f'neck out_channels ({neck_out}) must equal {name} '
+                f'in_channels ({head.in_channels})')
 
     def _ema_source(self) -> nn.ModuleDict:
         """The student parts the teacher averages (not registered twice)."""

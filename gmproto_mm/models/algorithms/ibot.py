@@ -75,11 +75,7 @@ class IBOT(DINO):
             raise ValueError(
                 f'patch_loss_weight must be >= 0, got {patch_loss_weight}')
         self.patch_head = MODELS.build(patch_head)
-        neck_out = getattr(self.neck, 'out_channels', None)
-        if neck_out is not None and neck_out != self.patch_head.in_channels:
-            raise ValueError(
-                f'neck out_channels ({neck_out}) must equal patch_head '
-                f'in_channels ({self.patch_head.in_channels})')
+        self._check_channels(self.patch_head, 'patch_head')
         self.mask_ratio = tuple(mask_ratio)
         self.mask_prob = mask_prob
         self.mask_min_patches = mask_min_patches
