@@ -119,7 +119,8 @@ def test_pooled_initialisation_through_the_runner(tmp_path, fmnist_root):
     """K = 1024 > 16 rows per step: EM starts once K rows were pooled."""
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=64,
                     batch_size=8)  # 8 steps x 16 global embeddings
-    cfg.model.head.num_prototypes = 64  # pooled after 4 steps
+    cfg.model.head.num_prototypes = 64
+    cfg.model.head.gmm.init_samples = None  # default: pool K = 64 rows
     runner = Runner.from_cfg(cfg)
     runner.train()
     gmm = runner.model.head.gmm
