@@ -6,7 +6,6 @@ import sys
 import pytest
 import torch
 from mmengine.runner import Runner
-from mmpretrain.registry import MODELS
 
 from gmproto_mm.engine.hooks import all_gather_rows, find_em_banks
 from gmproto_mm.models import OnlineGaussianMixture

@@ -1,5 +1,4 @@
 """The DINO algorithm, its neck, joint head and loss."""
-import copy
 import math
 
 import pytest

@@ -1,5 +1,4 @@
 """Prototype collapse and usage, for any prototype head."""
-from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
 import torch
