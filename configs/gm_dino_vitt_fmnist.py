@@ -11,11 +11,13 @@ model = dict(
             beta_iters=500,      # ... over this many EM updates (cosine)
             beta_schedule='cosine',
             min_var=1e-4,        # sigma^2 floor
-            init='kmeans++',     # k-means++ seeding from ...
-            init_samples=4096)))  # ... 16 steps of teacher embeddings (4K)
+            # uniform on the sphere, like the baseline's random last layer:
+            # seeding from the untrained encoder's embeddings (k-means++)
+            # would start all K means in the small cap those occupy.
+            init='uniform')))
 
 # no learned prototypes to freeze; one EM step per optimizer step instead
 custom_hooks = [
     dict(type='OnlineEMHook', interval=1),
-    dict(type='PrototypeMonitorHook', interval=20),
+    dict(type='PrototypeMonitorHook', interval=50),
 ]

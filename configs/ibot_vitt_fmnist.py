@@ -10,7 +10,8 @@ model = dict(
     mask_min_patches=4,      # (8 // 3) ** 2 on the 8x8 grid (32 px / 4 px)
     patch_loss_weight=1.0,   # iBOT's lambda2
     # all tokens (B, 1 + 64, C); masked patches -> learned mask token
-    backbone=dict(type='MaskedVisionTransformer', out_type='raw'),
+    backbone=dict(type='MaskedVisionTransformer', out_type='raw',
+                  patch_size=4),  # the 8x8 grid above
     # the [CLS] head stays DINO's (K = 1024, DINOLoss)
     patch_head=dict(
         type='DINOHead',

@@ -29,7 +29,7 @@ def parse_args() -> argparse.Namespace:
                         default=int(env('DEMO_EPOCHS', 3)),
                         help='training epochs per model (env DEMO_EPOCHS)')
     parser.add_argument('--train-images', type=int,
-                        default=int(env('DEMO_TRAIN_IMAGES', 12000)),
+                        default=int(env('DEMO_TRAIN_IMAGES', 32000)),
                         help='training images used (env DEMO_TRAIN_IMAGES; '
                         '0 = all)')
     parser.add_argument('--bank-images', type=int,
@@ -100,7 +100,7 @@ def main() -> None:
     work_dir = args.work_dir or osp.join(
         'work_dirs', 'demo_lt' if args.long_tail else 'demo')
     py = sys.executable
-    results, checkpoints = {}, []
+    results, checkpoints, usage_files = {}, [], []
     for name, configs in MODELS.items():
         config = configs[1 if args.long_tail else 0]
         model_dir = osp.join(work_dir, name)
@@ -117,25 +117,26 @@ def main() -> None:
              '--cfg-options'] + options)
         train_s = time.time() - start
         ckpt = osp.join(model_dir, f'epoch_{args.epochs}.pth')
-        eval_options = []
+        usage_file = osp.join(model_dir, 'usage.json')
+        eval_options = [f'test_evaluator.0.usage_file={usage_file}']
         if args.bank_images:
             eval_options.append('test_dataloader.dataset.bank.indices='
                                 f'{args.bank_images}')
         print(f'\n=== {name}: evaluating ===', flush=True)
         metrics_file = osp.join(model_dir, 'metrics.json')
         run([py, 'tools/test.py', config, ckpt, '--work-dir', model_dir,
-             '--out', metrics_file] +
-            (['--cfg-options'] + eval_options if eval_options else []))
+             '--out', metrics_file, '--cfg-options'] + eval_options)
         with open(metrics_file) as f:
             metrics = json.load(f)
         results[name] = summarise(metrics, args.epochs,
                                   iteration_times(model_dir))
         results[name]['train_time_s'] = round(train_s, 1)
         checkpoints.append(ckpt)
+        usage_files.append(usage_file)
 
     run([py, 'tools/analysis/plot_prototypes.py', *checkpoints, '--labels',
-         'baseline (joint)', 'decoupled (GMM)', '--out',
-         osp.join(work_dir, 'plots')])
+         'baseline (joint)', 'decoupled (GMM)', '--usage', *usage_files,
+         '--out', osp.join(work_dir, 'plots')])
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
     print_table(results)

@@ -57,7 +57,7 @@ model = dict(
         type='VisionTransformer',  # architecture equal to the pretraining one
         arch=dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=2,
                   feedforward_channels=embed_dims * 4),
-        img_size=img_size, patch_size=4, in_channels=1,
+        img_size=img_size, patch_size=8, in_channels=1,
         out_type='cls_token',
         drop_path_rate=0.,  # frozen layers still run in train mode
         frozen_stages=num_layers,  # all: patch embed, tokens, blocks, norm

@@ -119,6 +119,7 @@ def test_pooled_initialisation_through_the_runner(tmp_path, fmnist_root):
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=64,
                     batch_size=8)  # 8 steps x 16 global embeddings
     cfg.model.head.num_prototypes = 64
+    cfg.model.head.gmm.init = 'kmeans++'  # a data initialisation pools
     cfg.model.head.gmm.init_samples = None  # default: pool K = 64 rows
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -50,11 +50,13 @@ def test_knn_accuracy_needs_both_splits():
         metric.evaluate(size=1)
 
 
-def test_prototype_diversity_metric_planted_duplicates():
+def test_prototype_diversity_metric_planted_duplicates(tmp_path):
     protos = torch.eye(4)
     protos = torch.cat([protos, protos[:2] + 1e-4])  # 2 duplicates: 6 rows
+    usage_file = tmp_path / 'usage' / 'counts.json'
     metric = METRICS.build(dict(type='PrototypeDiversityMetric',
-                                thresholds=(0.01, 2.5)))
+                                thresholds=(0.01, 2.5),
+                                usage_file=str(usage_file)))
     metric.dataset_meta = dict(classes=['x', 'y'],
                                class_groups=['head', 'tail'])
     probs = torch.zeros(4, 6)
@@ -73,6 +75,9 @@ def test_prototype_diversity_metric_planted_duplicates():
     assert result['prototypes/owned_head'] == 1
     assert result['prototypes/owned_tail'] == 2
     assert result['prototypes/unique@0.01_tail'] == pytest.approx(100.)
+    # argmax of the four samples: prototypes 0, 0, 1, 2
+    assert json.loads(usage_file.read_text()) == dict(
+        counts=[2, 1, 1, 0, 0, 0])
 
 
 def test_prototype_classes_majority_and_unused():

@@ -60,6 +60,7 @@ def test_prototypes_frozen_during_first_epoch_only(tmp_path, fmnist_root):
     cfg = small_cfg('dino_vitt_fmnist.py', str(tmp_path), num_images=16)
     cfg.train_cfg.max_epochs = 2
     cfg.param_scheduler = []  # constant lr: any unfrozen step moves weights
+    cfg.custom_hooks = [dict(type='FreezePrototypesHook', epochs=1)]
     runner = Runner.from_cfg(cfg)
     recorder = RecordPrototypes()
     runner.register_hook(recorder, priority='LOWEST')

@@ -1,4 +1,7 @@
 """Prototype collapse and usage, for any prototype head."""
+import json
+import os
+import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -49,6 +52,9 @@ class PrototypeDiversityMetric(BaseMetric):
     Args:
         thresholds (Sequence[float]): eps values. Defaults to
             (0.025, 0.05, 0.1, 0.25, 0.5).
+        usage_file (str, optional): If given, also write the per-prototype
+            argmax counts there as ``{"counts": [K ints]}`` (the input of
+            ``tools/analysis/plot_prototypes.py --usage``). Defaults to None.
         collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
         prefix (str, optional): Defaults to ``'prototypes'``.
     """
@@ -57,10 +63,12 @@ class PrototypeDiversityMetric(BaseMetric):
 
     def __init__(self,
                  thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                 usage_file: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.thresholds = tuple(thresholds)
+        self.usage_file = usage_file
         self._bank_stored = False
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
@@ -91,12 +99,22 @@ class PrototypeDiversityMetric(BaseMetric):
             argmax, num_prototypes,
             probs=torch.stack([r['prob_sum'] for r in results]).sum(0)))
         metrics['num_prototypes'] = float(num_prototypes)
+        if self.usage_file:
+            self._write_usage(argmax, num_prototypes)
         groups = (self.dataset_meta or {}).get('class_groups')
         labels = torch.cat([r['labels'] for r in results])
         if groups and bool((labels >= 0).all()):
             metrics.update(self._per_group(prototypes, argmax, labels,
                                            groups))
         return metrics
+
+    def _write_usage(self, argmax: torch.Tensor, num_prototypes: int) -> None:
+        """Per-prototype argmax counts ``(K,)`` to ``usage_file`` (JSON)."""
+        counts = torch.bincount(argmax.long(), minlength=num_prototypes)
+        folder = osp.dirname(osp.abspath(self.usage_file))
+        os.makedirs(folder, exist_ok=True)
+        with open(self.usage_file, 'w') as f:
+            json.dump(dict(counts=counts.tolist()), f)
 
     def _per_group(self, prototypes: torch.Tensor, argmax: torch.Tensor,
                    labels: torch.Tensor,

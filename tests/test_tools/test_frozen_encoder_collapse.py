@@ -1,0 +1,47 @@
+"""tools/analysis/frozen_encoder_collapse.py: prototype-only training on a
+frozen encoder, for the joint and the decoupled head."""
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+from tests.conftest import REPO_ROOT, run_tool
+
+
+@pytest.fixture(scope='module')
+def joint_checkpoint(tmp_path_factory):
+    """A (random) joint-DINO checkpoint: its encoder is what the tool uses."""
+    cfg = Config.fromfile(f'{REPO_ROOT}/configs/dino_vitt_fmnist.py')
+    path = tmp_path_factory.mktemp('ckpt') / 'joint.pth'
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), path)
+    return str(path)
+
+
+@pytest.mark.parametrize('config', ['dino_vitt_fmnist.py',
+                                    'gm_dino_vitt_fmnist.py'])
+def test_reports_unique_prototypes_per_step(config, joint_checkpoint,
+                                            fmnist_root):
+    proc = run_tool([sys.executable,
+                     'tools/analysis/frozen_encoder_collapse.py',
+                     f'configs/{config}', joint_checkpoint, '--images', '32',
+                     '--steps', '4', '--log-every', '2', '--batch-size', '8'])
+    rows = re.findall(r'step +(\d+) +unique% +0\.025: *([\d.]+)',
+                      proc.stdout)
+    assert [int(step) for step, _ in rows] == [0, 2, 4]
+    assert all(0 < float(unique) <= 100 for _, unique in rows)
+    assert 'embedded (32, 2, 128)' in proc.stdout
+
+
+def test_rejects_a_checkpoint_without_the_encoder(tmp_path, fmnist_root):
+    bad = tmp_path / 'head_only.pth'
+    torch.save(dict(state_dict={}), bad)
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis/frozen_encoder_collapse.py',
+         'configs/dino_vitt_fmnist.py', str(bad)], cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert 'lacks encoder weights' in out.stderr

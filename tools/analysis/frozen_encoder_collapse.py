@@ -1,0 +1,139 @@
+"""Does the prototype step alone collapse? Train only the prototypes of a
+config's head on the embeddings of a frozen, trained encoder.
+
+Builds CONFIG's model, loads the encoder (backbone and neck, student and
+teacher) from CHECKPOINT, which may come from another head's config, embeds
+the global views of ``--images`` training
+images (the config's train pipeline) with the student and the EMA teacher
+(backbone + neck, unit norm), then re-initialises the head and runs
+``--steps`` prototype updates on random batches of those views:
+
+* joint head (``DINOHead``): the DINO loss, AdamW at ``--lr`` on the
+  prototypes only, EMA teacher copy of them (momentum ``--momentum``);
+* decoupled head (``DecoupledGMMHead``): one online EM step on the teacher
+  embeddings per step, as ``OnlineEMHook`` does.
+
+Prints unique@eps (percent of K) every ``--log-every`` steps. It isolates the
+prototype dynamics from the encoder's: see README "Results". Example::
+
+    python tools/analysis/frozen_encoder_collapse.py \\
+        configs/dino_vitt_fmnist.py work_dirs/demo/baseline/epoch_3.pth
+"""
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.dataset import default_collate  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
+
+import gmproto_mm  # noqa: E402,F401  (registers components)
+from gmproto_mm.evaluation.functional.diversity import (  # noqa: E402
+    DEFAULT_THRESHOLDS, prototype_diversity)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--images', type=int, default=4096,
+                        help='training images embedded (2 views each)')
+    parser.add_argument('--steps', type=int, default=3000)
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--lr', type=float, default=0.003,
+                        help='AdamW lr of the joint prototypes')
+    parser.add_argument('--momentum', type=float, default=0.996,
+                        help='teacher EMA momentum of the joint prototypes')
+    parser.add_argument('--log-every', type=int, default=500)
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args()
+
+
+def _is_head_key(key: str) -> bool:
+    return key.startswith(('head.', 'teacher.module.head.'))
+
+
+def load_encoder(model: torch.nn.Module, checkpoint: str) -> None:
+    """Load every non-head weight of ``checkpoint`` (any head's config)."""
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    state = state.get('state_dict', state)
+    encoder = {k: v for k, v in state.items() if not _is_head_key(k)}
+    missing, _ = model.load_state_dict(encoder, strict=False)
+    missing = [k for k in missing if not _is_head_key(k)]
+    if missing:
+        raise ValueError(f'{checkpoint} lacks encoder weights of this '
+                         f'config, e.g. {missing[:3]}')
+
+
+@torch.no_grad()
+def embed_views(model: torch.nn.Module, dataset, num_images: int,
+                seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Student and teacher embeddings ``(N, G, D)`` of G global views."""
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(dataset), generator=gen)[:num_images]
+    student, teacher = [], []
+    teacher_net = model.teacher.module
+    for start in range(0, len(order), 256):
+        batch = default_collate(
+            [dataset[int(i)] for i in order[start:start + 256]])
+        views = model.data_preprocessor(batch, True)['inputs']
+        views = views[:model.num_global_views]
+        student.append(torch.stack(
+            model._embed(model.backbone, model.neck, views), dim=1))
+        teacher.append(torch.stack(
+            model._embed(teacher_net['backbone'], teacher_net['neck'],
+                         views), dim=1))
+    return torch.cat(student).float(), torch.cat(teacher).float()
+
+
+def main() -> None:
+    args = parse_args()
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(args.config)
+    model = MODELS.build(cfg.model)
+    load_encoder(model, args.checkpoint)
+    model.eval()
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    student, teacher = embed_views(model, dataset, args.images, args.seed)
+    print(f'embedded {tuple(student.shape)} student / teacher views')
+
+    torch.manual_seed(args.seed)
+    head = MODELS.build(cfg.model.head)  # fresh prototypes
+    params = head.prototype_parameters()
+    teacher_head = None
+    if params:  # joint: gradient steps on the prototypes only
+        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04)
+        teacher_head = copy.deepcopy(head.teacher_module())
+    gen = torch.Generator().manual_seed(args.seed)
+    for step in range(args.steps + 1):
+        rows = torch.randint(student.shape[0], (args.batch_size, ),
+                             generator=gen)
+        views_s: List[torch.Tensor] = list(student[rows].unbind(1))
+        views_t: List[torch.Tensor] = list(teacher[rows].unbind(1))
+        if params:
+            loss = head.loss(views_s, views_t, teacher_head)['loss']
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for p_t, p_s in zip(teacher_head.parameters(),
+                                    head.teacher_module().parameters()):
+                    p_t.lerp_(p_s, 1 - args.momentum)
+        else:  # decoupled: one EM step on the teacher embeddings
+            head.em_bank.gmm.update(torch.cat(views_t))
+        if step % args.log_every == 0:
+            diversity = prototype_diversity(head.prototypes.float(),
+                                            DEFAULT_THRESHOLDS)
+            cells = ' '.join(f'{eps}:{diversity[f"unique@{eps}"]:6.2f}'
+                             for eps in DEFAULT_THRESHOLDS)
+            print(f'step {step:6d}  unique% {cells}', flush=True)
+
+
+if __name__ == '__main__':
+    main()
