@@ -1,6 +1,6 @@
 # Linear probe on the frozen EMA-teacher backbone of a tiny-ViT DINO run on
 # Fashion-MNIST (any of configs/*dino_vitt_fmnist*.py):
-#   CKPT=work_dirs/dino_vitt_fmnist/epoch_10.pth
+#   CKPT=work_dirs/dino_vitt_fmnist/epoch_3.pth
 #   python tools/train.py configs/benchmarks/linear_vitt_fmnist.py \
 #     --cfg-options model.backbone.init_cfg.checkpoint=$CKPT
 _base_ = ['mmpretrain::_base_/default_runtime.py']
