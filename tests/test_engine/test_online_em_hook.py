@@ -38,6 +38,34 @@ def test_head_has_one_fixed_bank_and_caches_teacher_embeddings():
     assert find_em_banks(model) == [('head.em_bank', head.em_bank)]
 
 
+def test_responsibilities_as_teacher_targets():
+    """METHOD.md's option: the mixture posterior is the teacher target."""
+    from mmpretrain.registry import MODELS
+    head = MODELS.build(dict(type='DecoupledGMMHead', in_channels=16,
+                             num_prototypes=8,
+                             teacher_targets='responsibilities',
+                             gmm=dict(init='uniform')))
+    normal = torch.nn.functional.normalize
+    student = [normal(torch.randn(4, 16), dim=1) for _ in range(3)]
+    teacher = [normal(torch.randn(4, 16), dim=1) for _ in range(2)]
+    # before the first EM update: DINO's centred softmax targets
+    softmax_loss = head.loss(student, teacher)['loss']
+    head.em_bank.pop_cached_embeddings()
+    head.gmm.update(torch.cat(teacher))
+    resp = [head.gmm.responsibilities(z) for z in teacher]
+    log_preds = [torch.log_softmax(head.logits(z) / 0.1, dim=1)
+                 for z in student]
+    pairs = [(t, s) for t in range(2) for s in range(3) if s != t]
+    expected = sum(-(resp[t] * log_preds[s]).sum(1).mean()
+                   for t, s in pairs) / len(pairs)
+    torch.testing.assert_close(head.loss(student, teacher)['loss'], expected)
+    assert not torch.equal(expected, softmax_loss)
+    torch.testing.assert_close(head.assign(teacher[0]), resp[0])
+    with pytest.raises(ValueError, match='teacher_targets'):
+        MODELS.build(dict(type='DecoupledGMMHead', in_channels=16,
+                          num_prototypes=8, teacher_targets='posterior'))
+
+
 def test_missing_hook_is_a_clear_error():
     model = tiny_gm_dino()
     for _ in range(3):

@@ -1,7 +1,7 @@
 """Decoupled prototypes: the means of an online Gaussian mixture
 (arXiv 2510.20108). The encoder trains against fixed prototypes; the
 prototypes are fitted to the teacher's embeddings by ``OnlineEMHook``."""
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,9 @@ from mmpretrain.registry import MODELS
 
 from ..utils.em_bank import GMMPrototypeBank
 from .base_prototype_head import BasePrototypeHead
+
+
+_TEACHER_TARGETS = ('softmax', 'responsibilities')
 
 
 @MODELS.register_module()
@@ -28,6 +31,14 @@ class DecoupledGMMHead(BasePrototypeHead):
             :class:`OnlineGaussianMixture` (``forgetting``, ``beta_start``,
             ``beta_iters``, ``min_var``, ``init``, ...).
         loss (dict): Loss config. Defaults to ``dict(type='DINOLoss')``.
+        teacher_targets (str): ``'softmax'``: DINO's centred, sharpened
+            softmax of the teacher's cosine logits (the paper's default);
+            ``'responsibilities'``: the mixture posterior ``r_nk`` (beta = 1)
+            of the teacher embeddings, no centring (METHOD.md's option; the
+            evaluation assignment follows). Needs a loss with
+            ``cross_view_loss`` (``DINOLoss``). Until the first EM update
+            initialises the mixture, the softmax targets are used. Defaults
+            to ``'softmax'``.
         max_cached_batches (int): Error out if this many teacher batches
             pile up unconsumed (``OnlineEMHook`` missing). Defaults to 1024.
         init_cfg (dict, optional): Initialisation config.
@@ -38,9 +49,19 @@ class DecoupledGMMHead(BasePrototypeHead):
                  num_prototypes: int = 65536,
                  gmm: Optional[dict] = None,
                  loss: dict = dict(type='DINOLoss'),
+                 teacher_targets: str = 'softmax',
                  max_cached_batches: int = 1024,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, num_prototypes, loss, init_cfg)
+        if teacher_targets not in _TEACHER_TARGETS:
+            raise ValueError(f'teacher_targets must be one of '
+                             f'{_TEACHER_TARGETS}, got {teacher_targets!r}')
+        if teacher_targets == 'responsibilities' and not hasattr(
+                self.loss_module, 'cross_view_loss'):
+            raise ValueError("teacher_targets='responsibilities' needs a "
+                             'loss with cross_view_loss (DINOLoss), got '
+                             f'{type(self.loss_module).__name__}')
+        self.teacher_targets = teacher_targets
         self.em_bank = GMMPrototypeBank(num_prototypes, in_channels, gmm,
                                         max_cached_batches)
 
@@ -59,3 +80,29 @@ class DecoupledGMMHead(BasePrototypeHead):
 
     def observe_teacher(self, teacher_embeds: Sequence[torch.Tensor]) -> None:
         self.em_bank.cache(teacher_embeds)
+
+    def _use_responsibilities(self) -> bool:
+        return self.teacher_targets == 'responsibilities' and bool(
+            self.gmm.initialized)
+
+    def loss(self,
+             student_embeds: Sequence[torch.Tensor],
+             teacher_embeds: Sequence[torch.Tensor],
+             teacher_module: Optional[nn.Module] = None
+             ) -> Dict[str, torch.Tensor]:
+        if not self._use_responsibilities():
+            return super().loss(student_embeds, teacher_embeds,
+                                teacher_module)
+        student_logits = [self.logits(z) for z in student_embeds]
+        targets = [self.gmm.responsibilities(z) for z in teacher_embeds]
+        self.observe_teacher(teacher_embeds)
+        return dict(loss=self.loss_module.cross_view_loss(student_logits,
+                                                          targets))
+
+    @torch.no_grad()
+    def assign(self,
+               embeds: torch.Tensor,
+               teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
+        if not self._use_responsibilities():
+            return super().assign(embeds, teacher_module)
+        return self.gmm.responsibilities(embeds)

@@ -108,18 +108,35 @@ class DINOLoss(nn.Module):
                 F.softmax((t.detach().float() - self.center) / temp, dim=-1)
                 for t in teacher_logits
             ]
-            log_preds = [
-                F.log_softmax(s.float() / self.student_temp, dim=-1)
-                for s in student_logits
-            ]
-            total, pairs = 0., 0
-            for t_idx, target in enumerate(targets):
-                for s_idx, log_pred in enumerate(log_preds):
-                    if s_idx == t_idx:
-                        continue  # same view: no loss
-                    total = total + torch.sum(-target * log_pred, dim=-1).mean()
-                    pairs += 1
+            loss = self.cross_view_loss(student_logits, targets)
             self.update_center(teacher_logits)
+        return loss
+
+    def cross_view_loss(self, student_logits: Sequence[torch.Tensor],
+                        targets: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Mean of ``-sum_k target_k log softmax(s / tau_s)_k`` over pairs
+        (teacher global view, student view) of different views.
+
+        Args:
+            student_logits (Sequence[Tensor]): One ``(B, K)`` per view, the
+                global views first, in the teacher's order.
+            targets (Sequence[Tensor]): One ``(B, K)`` distribution per
+                global view (rows sum to 1).
+
+        Returns:
+            Tensor: Scalar loss (fp32).
+        """
+        log_preds = [
+            F.log_softmax(s.float() / self.student_temp, dim=-1)
+            for s in student_logits
+        ]
+        total, pairs = 0., 0
+        for t_idx, target in enumerate(targets):
+            for s_idx, log_pred in enumerate(log_preds):
+                if s_idx == t_idx:
+                    continue  # same view: no loss
+                total = total + torch.sum(-target * log_pred, dim=-1).mean()
+                pairs += 1
         return total / pairs
 
     @torch.no_grad()
