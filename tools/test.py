@@ -10,7 +10,10 @@ from mmengine.runner import Runner
 from mmengine.utils import mkdir_or_exist
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
+from gmproto_mm.compat import flush_cpu_denormals
 from gmproto_mm.engine import prepare_cpu_distributed
+
+flush_cpu_denormals()  # before torch starts its CPU threads
 
 
 def parse_args() -> argparse.Namespace:

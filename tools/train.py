@@ -7,7 +7,10 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
+from gmproto_mm.compat import flush_cpu_denormals
 from gmproto_mm.engine import prepare_cpu_distributed
+
+flush_cpu_denormals()  # before torch starts its CPU threads
 
 
 def parse_args() -> argparse.Namespace:

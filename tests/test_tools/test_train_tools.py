@@ -99,3 +99,15 @@ def test_split_selects_files(fmnist_root):
     train = LocalFashionMNIST(data_root=fmnist_root, split='train')
     test = LocalFashionMNIST(data_root=fmnist_root, split='test')
     assert (len(train), len(test)) == (60000, 10000)
+
+
+def test_flush_cpu_denormals_zeroes_subnormal_results():
+    from gmproto_mm.compat import flush_cpu_denormals
+    tiny = torch.finfo(torch.float32).tiny
+    x = torch.tensor([tiny])
+    try:
+        flush_cpu_denormals()
+        assert (x / 4).item() == 0.0  # would be the denormal tiny / 4
+    finally:
+        torch.set_flush_denormal(False)
+    assert (x / 4).item() > 0.0
