@@ -20,7 +20,6 @@ prototype dynamics from the encoder's: see README "Results". Example::
         configs/dino_vitt_fmnist.py work_dirs/demo/baseline/epoch_3.pth
 """
 import argparse
-import copy
 import sys
 from pathlib import Path
 from typing import List, Tuple
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import default_collate  # noqa: E402
+from mmengine.model import ExponentialMovingAverage  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
 
@@ -106,10 +106,11 @@ def main() -> None:
     torch.manual_seed(args.seed)
     head = MODELS.build(cfg.model.head)  # fresh prototypes
     params = head.prototype_parameters()
-    teacher_head = None
     if params:  # joint: gradient steps on the prototypes only
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04)
-        teacher_head = copy.deepcopy(head.teacher_module())
+        # mmengine's momentum weighs the student: 1 - DINO's momentum
+        teacher_head = ExponentialMovingAverage(head.teacher_module(),
+                                                momentum=1 - args.momentum)
     gen = torch.Generator().manual_seed(args.seed)
     for step in range(args.steps + 1):
         rows = torch.randint(student.shape[0], (args.batch_size, ),
@@ -117,14 +118,11 @@ def main() -> None:
         views_s: List[torch.Tensor] = list(student[rows].unbind(1))
         views_t: List[torch.Tensor] = list(teacher[rows].unbind(1))
         if params:
-            loss = head.loss(views_s, views_t, teacher_head)['loss']
+            loss = head.loss(views_s, views_t, teacher_head.module)['loss']
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            with torch.no_grad():
-                for p_t, p_s in zip(teacher_head.parameters(),
-                                    head.teacher_module().parameters()):
-                    p_t.lerp_(p_s, 1 - args.momentum)
+            teacher_head.update_parameters(head.teacher_module())
         else:  # decoupled: one EM step on the teacher embeddings
             head.em_bank.gmm.update(torch.cat(views_t))
         if step % args.log_every == 0:
