@@ -1,6 +1,9 @@
 """Train the joint baseline and the decoupled model side by side on
 Fashion-MNIST (same seed, data and budget), evaluate both, plot, and write
-``work_dirs/demo/results.json``. Run through ``bash tools/demo.sh``."""
+``work_dirs/demo/results.json``. Then run each model's prototype step alone
+on the baseline's trained, frozen encoder (``frozen_encoder_collapse.py``):
+the joint prototypes collapse there within seconds, the GMM means do not.
+Run through ``bash tools/demo.sh``."""
 import argparse
 import json
 import os
@@ -36,9 +39,17 @@ def parse_args() -> argparse.Namespace:
                         default=int(env('DEMO_BANK_IMAGES', 10000)),
                         help='k-NN bank images from the train split '
                         '(env DEMO_BANK_IMAGES; 0 = all)')
+    parser.add_argument('--query-images', type=int,
+                        default=int(env('DEMO_QUERY_IMAGES', 0)),
+                        help='k-NN queries from the test split '
+                        '(env DEMO_QUERY_IMAGES; 0 = all)')
     parser.add_argument('--long-tail', action='store_true',
                         default=env('DEMO_LT', '0') == '1',
                         help='use Fashion-MNIST-LT (env DEMO_LT=1)')
+    parser.add_argument('--frozen-steps', type=int,
+                        default=int(env('DEMO_FROZEN_STEPS', 3000)),
+                        help='prototype steps of each head on the frozen '
+                        'baseline encoder (env DEMO_FROZEN_STEPS; 0 = skip)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default=None,
                         help='defaults to work_dirs/demo (or demo_lt)')
@@ -87,12 +98,12 @@ def summarise(metrics: Dict[str, float], epochs: int,
 
 def print_table(results: Dict[str, Dict[str, float]]) -> None:
     keys = [k for k in results['baseline'] if k in results['decoupled']]
-    print(f'\n{"":24s}{"baseline (joint)":>18s}{"decoupled (GMM)":>18s}')
+    print(f'\n{"":30s}{"baseline (joint)":>18s}{"decoupled (GMM)":>18s}')
     for key in keys:
         row = [results[name][key] for name in ('baseline', 'decoupled')]
         cells = ''.join(f'{v:>18.2f}' if isinstance(v, float) else
                         f'{v:>18d}' for v in row)
-        print(f'{key:24s}{cells}')
+        print(f'{key:30s}{cells}')
 
 
 def main() -> None:
@@ -122,6 +133,9 @@ def main() -> None:
         if args.bank_images:
             eval_options.append('test_dataloader.dataset.bank.indices='
                                 f'{args.bank_images}')
+        if args.query_images:
+            eval_options.append('test_dataloader.dataset.query.indices='
+                                f'{args.query_images}')
         print(f'\n=== {name}: evaluating ===', flush=True)
         metrics_file = osp.join(model_dir, 'metrics.json')
         run([py, 'tools/test.py', config, ckpt, '--work-dir', model_dir,
@@ -134,9 +148,27 @@ def main() -> None:
         checkpoints.append(ckpt)
         usage_files.append(usage_file)
 
+    trajectories = []
+    if args.frozen_steps:  # the prototype step alone, same frozen encoder
+        for name, configs in MODELS.items():
+            print(f'\n=== {name}: prototype step alone on the frozen '
+                  'baseline encoder ===', flush=True)
+            out = osp.join(work_dir, name, 'frozen_encoder.json')
+            run([py, 'tools/analysis/frozen_encoder_collapse.py',
+                 configs[1 if args.long_tail else 0], checkpoints[0],
+                 '--steps', str(args.frozen_steps), '--log-every',
+                 str(max(1, args.frozen_steps // 10)), '--seed',
+                 str(args.seed), '--out', out])
+            with open(out) as f:
+                final = json.load(f)['final']
+            results[name].update(
+                {f'frozen_encoder_{key}': value
+                 for key, value in final.items()})
+            trajectories.append(out)
+    extra = ['--trajectories', *trajectories] if trajectories else []
     run([py, 'tools/analysis/plot_prototypes.py', *checkpoints, '--labels',
          'baseline (joint)', 'decoupled (GMM)', '--usage', *usage_files,
-         '--out', osp.join(work_dir, 'plots')])
+         '--out', osp.join(work_dir, 'plots')] + extra)
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
     print_table(results)

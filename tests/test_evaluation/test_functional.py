@@ -413,15 +413,21 @@ def test_plot_prototypes_script(tmp_path):
             }}, ckpts[-1])
     usage = tmp_path / 'usage.json'
     usage.write_text(json.dumps({'counts': [5, 0, 3, 1] * 10}))
+    trajectory = tmp_path / 'frozen.json'  # frozen_encoder_collapse --out
+    trajectory.write_text(json.dumps({'unique': {
+        'steps': [0, 10, 20], '0.025': [100.0, 90.0, 50.0],
+        '0.5': [100.0, 40.0, 5.0]}}))
     out = tmp_path / 'plots'
     script = REPO_ROOT / 'tools' / 'analysis' / 'plot_prototypes.py'
     env = dict(os.environ, PYTHONWARNINGS='ignore', MPLBACKEND='Agg')
     proc = subprocess.run(
         [sys.executable, str(script), *ckpts, '--out', str(out), '--labels',
-         'spread', 'collapsed', '--usage', str(usage)],
+         'spread', 'collapsed', '--usage', str(usage), '--trajectories',
+         str(trajectory)],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for png in ('unique_vs_eps.png', 'nn_cosine_hist.png', 'usage.png'):
+    for png in ('unique_vs_eps.png', 'nn_cosine_hist.png', 'usage.png',
+                'frozen_encoder.png'):
         path = out / png
         assert path.stat().st_size > 1000
         assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -434,3 +440,4 @@ def test_plot_prototypes_script(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'skipping usage.png' in proc.stdout
     assert not (tmp_path / 'b' / 'usage.png').exists()
+    assert not (tmp_path / 'b' / 'frozen_encoder.png').exists()

@@ -13,16 +13,21 @@ images (the config's train pipeline) with the student and the EMA teacher
 * decoupled head (``DecoupledGMMHead``): one online EM step on the teacher
   embeddings per step, as ``OnlineEMHook`` does.
 
-Prints unique@eps (percent of K) every ``--log-every`` steps. It isolates the
-prototype dynamics from the encoder's: see README "Results". Example::
+Prints how many greedy eps-leaders the teacher embeddings themselves have
+(prototypes sitting in the data can be no more diverse than the data), then
+unique@eps (percent of K) every ``--log-every`` steps; ``--out`` also writes
+them to a JSON file (``tools/demo.py`` and ``plot_prototypes.py
+--trajectories`` read it). It isolates the prototype dynamics from the
+encoder's: see README "Results". Example::
 
     python tools/analysis/frozen_encoder_collapse.py \\
         configs/dino_vitt_fmnist.py work_dirs/demo/baseline/epoch_3.pth
 """
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -52,6 +57,7 @@ def parse_args() -> argparse.Namespace:
                         help='teacher EMA momentum of the joint prototypes')
     parser.add_argument('--log-every', type=int, default=500)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', help='write the results to this JSON file')
     return parser.parse_args()
 
 
@@ -92,25 +98,36 @@ def embed_views(model: torch.nn.Module, dataset, num_images: int,
     return torch.cat(student).float(), torch.cat(teacher).float()
 
 
-def main() -> None:
-    args = parse_args()
-    init_default_scope('mmpretrain')
-    cfg = Config.fromfile(args.config)
-    model = MODELS.build(cfg.model)
-    load_encoder(model, args.checkpoint)
-    model.eval()
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    student, teacher = embed_views(model, dataset, args.images, args.seed)
-    print(f'embedded {tuple(student.shape)} student / teacher views')
+def data_leaders(embeddings: torch.Tensor) -> Dict[str, int]:
+    """Greedy eps-leaders among unit-norm rows ``(N, D)``, per eps (counts).
 
-    torch.manual_seed(args.seed)
-    head = MODELS.build(cfg.model.head)  # fresh prototypes
+    Prototypes that sit on the data cannot be more diverse than it: when
+    ``n`` leaders at ``eps / 2`` cover the rows, at most about ``n``
+    data-sitting prototypes are unique at ``eps``.
+    """
+    diversity = prototype_diversity(embeddings, DEFAULT_THRESHOLDS)
+    n = embeddings.shape[0]
+    return {str(eps): round(diversity[f'unique@{eps}'] * n / 100)
+            for eps in DEFAULT_THRESHOLDS}
+
+
+def train_prototypes(head: torch.nn.Module, student: torch.Tensor,
+                     teacher: torch.Tensor,
+                     args: argparse.Namespace) -> Dict[str, list]:
+    """Run ``args.steps`` prototype updates; unique@eps every log step.
+
+    Returns:
+        Dict[str, list]: ``steps`` and, per eps (str), the unique
+        percentages at those steps.
+    """
     params = head.prototype_parameters()
     if params:  # joint: gradient steps on the prototypes only
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04)
         # mmengine's momentum weighs the student: 1 - DINO's momentum
         teacher_head = ExponentialMovingAverage(head.teacher_module(),
                                                 momentum=1 - args.momentum)
+    history: Dict[str, list] = {'steps': []}
+    history.update({str(eps): [] for eps in DEFAULT_THRESHOLDS})
     gen = torch.Generator().manual_seed(args.seed)
     for step in range(args.steps + 1):
         rows = torch.randint(student.shape[0], (args.batch_size, ),
@@ -125,12 +142,46 @@ def main() -> None:
             teacher_head.update_parameters(head.teacher_module())
         else:  # decoupled: one EM step on the teacher embeddings
             head.em_bank.gmm.update(torch.cat(views_t))
-        if step % args.log_every == 0:
+        if step % args.log_every == 0 or step == args.steps:
             diversity = prototype_diversity(head.prototypes.float(),
                                             DEFAULT_THRESHOLDS)
+            history['steps'].append(step)
+            for eps in DEFAULT_THRESHOLDS:
+                history[str(eps)].append(diversity[f'unique@{eps}'])
             cells = ' '.join(f'{eps}:{diversity[f"unique@{eps}"]:6.2f}'
                              for eps in DEFAULT_THRESHOLDS)
             print(f'step {step:6d}  unique% {cells}', flush=True)
+    return history
+
+
+def main() -> None:
+    args = parse_args()
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(args.config)
+    model = MODELS.build(cfg.model)
+    load_encoder(model, args.checkpoint)
+    model.eval()
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    student, teacher = embed_views(model, dataset, args.images, args.seed)
+    print(f'embedded {tuple(student.shape)} student / teacher views')
+    leaders = data_leaders(
+        torch.nn.functional.normalize(teacher[:, 0], dim=1))
+    print('eps-leaders among the teacher embeddings (one view per image): ' +
+          ' '.join(f'{eps}:{n}' for eps, n in leaders.items()))
+
+    torch.manual_seed(args.seed)
+    head = MODELS.build(cfg.model.head)  # fresh prototypes
+    history = train_prototypes(head, student, teacher, args)
+    if args.out:
+        result = dict(config=args.config, checkpoint=args.checkpoint,
+                      images=student.shape[0], batch_size=args.batch_size,
+                      data_leaders=leaders, unique=history,
+                      final={f'unique@{eps}': history[str(eps)][-1]
+                             for eps in DEFAULT_THRESHOLDS})
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'wrote {args.out}')
 
 
 if __name__ == '__main__':

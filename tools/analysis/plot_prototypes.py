@@ -7,7 +7,9 @@ Writes to ``--out``:
 * ``nn_cosine_hist.png`` -- histogram of each prototype's nearest-neighbour
   cosine similarity, overlaid per bank;
 * ``usage.png`` -- only with ``--usage``: per-prototype assignment counts
-  sorted by rank, with used prototypes and usage perplexity.
+  sorted by rank, with used prototypes and usage perplexity;
+* ``frozen_encoder.png`` -- only with ``--trajectories``: unique percentage
+  vs prototype step from ``frozen_encoder_collapse.py --out`` files.
 
 Example::
 
@@ -75,6 +77,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--usage', nargs='+', help='JSON files with per-prototype counts: a '
         'list, or {"counts": [...]}')
+    parser.add_argument(
+        '--trajectories', nargs='+', help='JSON files written by '
+        'frozen_encoder_collapse.py --out (labelled like --usage)')
     parser.add_argument('--block-size', type=int, default=4096)
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.checkpoints):
@@ -98,6 +103,36 @@ def load_counts(path: str) -> np.ndarray:
     if counts.ndim != 1 or counts.size == 0:
         raise ValueError(f'{path}: counts must be a non-empty flat list')
     return counts
+
+
+def _labels_for(paths: Sequence[str], labels: Sequence[str]) -> List[str]:
+    """The checkpoints' labels if there is one per file, else file names."""
+    if len(paths) == len(labels):
+        return list(labels)
+    return [Path(p).stem for p in paths]
+
+
+def plot_trajectories(paths: Sequence[str], labels: Sequence[str],
+                      marks: Sequence[float], out_dir: Path) -> str:
+    """unique% vs prototype step, a colour per eps, a line style per file."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    styles = ['-', '--', ':', '-.']
+    for i, (path, name) in enumerate(zip(paths, labels)):
+        with open(path) as f:
+            unique = json.load(f)['unique']
+        for j, eps in enumerate(marks):
+            if f'{eps:g}' not in unique:
+                continue
+            ax.plot(unique['steps'], unique[f'{eps:g}'],
+                    linestyle=styles[i % len(styles)], color=f'C{j}',
+                    label=f'{name}, ε={eps:g}')
+    ax.set_xlabel('prototype steps on the frozen encoder')
+    ax.set_ylabel('unique prototypes (%)')
+    ax.set_title('Prototype step alone (encoder frozen)')
+    ax.set_ylim(0, 105)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, out_dir / 'frozen_encoder.png')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
@@ -166,8 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     written.append(_save(fig, out_dir / 'nn_cosine_hist.png'))
 
     if args.usage:
-        use_labels = (labels if len(args.usage) == len(labels) else
-                      [Path(u).stem for u in args.usage])
+        use_labels = _labels_for(args.usage, labels)
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for path, name in zip(args.usage, use_labels):
             counts = load_counts(path)
@@ -186,6 +220,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
         written.append(_save(fig, out_dir / 'usage.png'))
     else:
         print('note: no --usage JSON given; skipping usage.png')
+    if args.trajectories:
+        written.append(plot_trajectories(
+            args.trajectories, _labels_for(args.trajectories, labels), marks,
+            out_dir))
     for path in written:
         print(path)
     return written
