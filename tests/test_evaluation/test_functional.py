@@ -383,6 +383,29 @@ def test_prototypes_from_state_dict_key_styles():
         prototypes_from_state_dict([mu])
 
 
+def test_prototypes_from_state_dict_teacher_copy():
+    """The teacher EMA-copies a joint head's last layer as
+    ``teacher.module.<bank>``; a GMM bank is shared (no copy)."""
+    student, ema, mu = torch.randn(6, 4), torch.randn(6, 4), torch.randn(8, 4)
+    sd = {'head.last_layer.parametrizations.weight.original1': student,
+          'teacher.module.head.parametrizations.weight.original0':
+          torch.ones(6, 1),
+          'teacher.module.head.parametrizations.weight.original1': ema,
+          'teacher.module.backbone.proj.weight': torch.randn(6, 4),
+          'patch_head.em_bank.gmm.mu': mu}
+    teacher = prototypes_from_state_dict(sd, copy='teacher')
+    assert list(teacher) == ['head', 'patch_head.em_bank']
+    assert torch.equal(teacher['head'], ema)
+    assert torch.equal(teacher['patch_head.em_bank'], mu)
+    assert torch.equal(prototypes_from_state_dict(sd)['head'], student)
+    # DDP-wrapped checkpoints
+    ddp = {f'module.{k}': v for k, v in sd.items()}
+    assert torch.equal(
+        prototypes_from_state_dict(ddp, copy='teacher')['head'], ema)
+    with pytest.raises(ValueError, match="copy must be one of"):
+        prototypes_from_state_dict(sd, copy='ema')
+
+
 def test_load_prototypes(tmp_path):
     mu = torch.randn(8, 4)
     path = tmp_path / 'epoch_1.pth'

@@ -11,6 +11,10 @@ Writes to ``--out``:
 * ``frozen_encoder.png`` -- only with ``--trajectories``: unique percentage
   vs prototype step from ``frozen_encoder_collapse.py --out`` files.
 
+The prototypes are the ones the teacher uses (``--copy teacher``, default):
+a joint head's EMA-teacher copy, the shared GMM means otherwise -- what
+``tools/test.py`` measures; ``--copy student`` reads the student's banks.
+
 Example::
 
     python tools/analysis/plot_prototypes.py \\
@@ -74,6 +78,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='log-spaced eps values of the curve')
     parser.add_argument(
         '--bank', help='only plot banks with this name (e.g. head)')
+    parser.add_argument(
+        '--copy', choices=('teacher', 'student'), default='teacher',
+        help="the teacher's banks (EMA copy where there is one; what "
+        "tools/test.py measures) or the student's")
     parser.add_argument(
         '--usage', nargs='+', help='JSON files with per-prototype counts: a '
         'list, or {"counts": [...]}')
@@ -151,7 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     nn_cos: Dict[str, np.ndarray] = {}
     for ckpt, label in zip(args.checkpoints, labels):
         try:
-            banks = prototype_io.load_prototypes(ckpt)
+            banks = prototype_io.load_prototypes(ckpt, args.copy)
         except (FileNotFoundError, ValueError) as err:
             raise SystemExit(f'error: {err}') from err
         if args.bank:

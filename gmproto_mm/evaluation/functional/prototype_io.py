@@ -13,13 +13,17 @@ with the model weights under ``'state_dict'``. Recognised keys, with
 * ``<prefix>.last_layer.weight`` -- a plain ``nn.Linear`` ``(K, D)``.
 
 Only the direction of each row matters for collapse measures, so the
-weight-norm gain (``original0`` / ``weight_g``) is ignored. EMA-teacher copies
-(any key with a ``teacher`` path component, e.g. ``teacher.module.head...``)
-are skipped, and a leading DDP ``module.`` is stripped.
+weight-norm gain (``original0`` / ``weight_g``) is ignored. A leading DDP
+``module.`` is stripped. ``copy='student'`` reads the model's own banks and
+skips EMA-teacher copies (keys with a ``teacher`` path component, e.g.
+``teacher.module.head...``); ``copy='teacher'`` reads the banks the teacher
+uses, i.e. what ``tools/test.py`` measures: its EMA copy where the head has
+one (a joint DINO head), else the bank it shares with the student (the GMM
+means).
 """
 import os
 import os.path as osp
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
@@ -33,13 +37,23 @@ _SUFFIXES = (
 )
 
 
-def prototypes_from_state_dict(
-        state_dict: Mapping[str, Any]) -> Dict[str, Tensor]:
-    """Every prototype bank of a (student) model state dict.
+_COPIES = ('student', 'teacher')
+# The teacher EMA-copies a joint head's last layer as ``teacher.module.<bank>``
+# (``head.teacher_module()``), so its direction is ``<bank>.`` + one of these.
+_TEACHER_COPY_SUFFIXES = ('parametrizations.weight.original1', 'weight_v',
+                          'weight')
+
+
+def prototypes_from_state_dict(state_dict: Mapping[str, Any],
+                               copy: str = 'student') -> Dict[str, Tensor]:
+    """Every prototype bank of a model state dict.
 
     Args:
         state_dict (Mapping[str, Any]): Model weights, e.g.
             ``torch.load(path, map_location='cpu')['state_dict']``.
+        copy (str): ``'student'`` (the model's own banks) or ``'teacher'``
+            (each bank's EMA-teacher copy where the teacher has one, under
+            the student bank's name). Defaults to ``'student'``.
 
     Returns:
         Dict[str, Tensor]: Bank name -> detached CPU ``(K, D)`` tensor, in
@@ -63,6 +77,30 @@ def prototypes_from_state_dict(
     if not isinstance(state_dict, Mapping):
         raise ValueError(f'state_dict must be a mapping of parameter names to '
                          f'tensors, got {type(state_dict).__name__}')
+    if copy not in _COPIES:
+        raise ValueError(f'copy must be one of {_COPIES}, got {copy!r}')
+    banks = _student_banks(state_dict)
+    if copy == 'teacher':
+        for name in banks:
+            ema = _teacher_copy(state_dict, name)
+            if ema is not None:
+                banks[name] = ema
+    return banks
+
+
+def _teacher_copy(state_dict: Mapping[str, Any],
+                  bank: str) -> Optional[Tensor]:
+    """The EMA teacher's copy of student bank ``bank``, or None."""
+    for prefix in ('teacher.module.', 'module.teacher.module.'):
+        for suffix in _TEACHER_COPY_SUFFIXES:
+            value = state_dict.get(f'{prefix}{bank}.{suffix}')
+            if isinstance(value, Tensor) and value.dim() == 2:
+                return value.detach().cpu()
+    return None
+
+
+def _student_banks(state_dict: Mapping[str, Any]) -> Dict[str, Tensor]:
+    """Banks outside any ``teacher`` module."""
     found = []  # (prefix, module part, tensor)
     for key, value in state_dict.items():
         if not isinstance(key, str) or not isinstance(value, Tensor):
@@ -91,8 +129,8 @@ def prototypes_from_state_dict(
     return banks
 
 
-def load_prototypes(checkpoint_path: Union[str, os.PathLike]
-                    ) -> Dict[str, Tensor]:
+def load_prototypes(checkpoint_path: Union[str, os.PathLike],
+                    copy: str = 'student') -> Dict[str, Tensor]:
     """Load a checkpoint and return its prototype banks.
 
     Accepts MMEngine checkpoints (weights under ``'state_dict'``), dicts
@@ -100,6 +138,8 @@ def load_prototypes(checkpoint_path: Union[str, os.PathLike]
 
     Args:
         checkpoint_path (str | os.PathLike): Path of a ``torch.save`` file.
+        copy (str): ``'student'`` or ``'teacher'``, see
+            :func:`prototypes_from_state_dict`. Defaults to ``'student'``.
 
     Returns:
         Dict[str, Tensor]: As :func:`prototypes_from_state_dict`, non-empty.
@@ -123,7 +163,7 @@ def load_prototypes(checkpoint_path: Union[str, os.PathLike]
     if not isinstance(state_dict, Mapping):
         raise ValueError(f'{path!r} does not hold a state dict (got '
                          f'{type(state_dict).__name__})')
-    banks = prototypes_from_state_dict(state_dict)
+    banks = prototypes_from_state_dict(state_dict, copy)
     if not banks:
         keys = [str(k) for k in state_dict.keys()]
         raise ValueError(
