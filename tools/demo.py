@@ -111,9 +111,10 @@ def main() -> None:
     work_dir = args.work_dir or osp.join(
         'work_dirs', 'demo_lt' if args.long_tail else 'demo')
     py = sys.executable
+    configs = {name: pair[1 if args.long_tail else 0]
+               for name, pair in MODELS.items()}
     results, checkpoints, usage_files = {}, [], []
-    for name, configs in MODELS.items():
-        config = configs[1 if args.long_tail else 0]
+    for name, config in configs.items():
         model_dir = osp.join(work_dir, name)
         options = [f'train_cfg.max_epochs={args.epochs}',
                    f'randomness.seed={args.seed}',
@@ -150,15 +151,14 @@ def main() -> None:
 
     trajectories = []
     if args.frozen_steps:  # the prototype step alone, same frozen encoder
-        for name, configs in MODELS.items():
+        for name, config in configs.items():
             print(f'\n=== {name}: prototype step alone on the frozen '
                   'baseline encoder ===', flush=True)
             out = osp.join(work_dir, name, 'frozen_encoder.json')
-            run([py, 'tools/analysis/frozen_encoder_collapse.py',
-                 configs[1 if args.long_tail else 0], checkpoints[0],
-                 '--steps', str(args.frozen_steps), '--log-every',
-                 str(max(1, args.frozen_steps // 10)), '--seed',
-                 str(args.seed), '--out', out])
+            run([py, 'tools/analysis/frozen_encoder_collapse.py', config,
+                 checkpoints[0], '--steps', str(args.frozen_steps),
+                 '--log-every', str(max(1, args.frozen_steps // 10)),
+                 '--seed', str(args.seed), '--out', out])
             with open(out) as f:
                 final = json.load(f)['final']
             results[name].update(
