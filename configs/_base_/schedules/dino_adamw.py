@@ -3,6 +3,8 @@
 # clip 3.0, no weight decay on biases and norms. Configs set the numbers.
 optim_wrapper = dict(
     type='OptimWrapper',
+    # the default constructor, minus a WARNING per frozen (teacher) parameter
+    constructor='QuietFrozenOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=0.0005, betas=(0.9, 0.999),
                    weight_decay=0.04),
     clip_grad=dict(max_norm=3.0),

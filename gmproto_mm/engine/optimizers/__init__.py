@@ -1,0 +1,3 @@
+from .quiet_frozen_constructor import QuietFrozenOptimWrapperConstructor
+
+__all__ = ['QuietFrozenOptimWrapperConstructor']
