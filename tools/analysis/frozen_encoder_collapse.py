@@ -36,6 +36,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import default_collate  # noqa: E402
 from mmengine.model import ExponentialMovingAverage  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.runner import set_random_seed  # noqa: E402
 from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
 
 import gmproto_mm  # noqa: E402,F401  (registers components)
@@ -156,6 +157,7 @@ def train_prototypes(head: torch.nn.Module, student: torch.Tensor,
 
 def main() -> None:
     args = parse_args()
+    set_random_seed(args.seed)  # python, numpy (the crops) and torch
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(args.config)
     model = MODELS.build(cfg.model)
