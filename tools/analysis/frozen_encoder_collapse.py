@@ -10,6 +10,9 @@ images (the config's train pipeline) with the student and the EMA teacher
 
 * joint head (``DINOHead``): the DINO loss, AdamW at ``--lr`` on the
   prototypes only, EMA teacher copy of them (momentum ``--momentum``);
+  by default at the ViT-B recipe's batch (1024) and peak lr (0.003), the
+  conditions under which the paper sees collapse, which full training on
+  2 CPU cores cannot afford;
 * decoupled head (``DecoupledGMMHead``): one online EM step on the teacher
   embeddings per step, as ``OnlineEMHook`` does.
 
@@ -51,9 +54,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--images', type=int, default=4096,
                         help='training images embedded (2 views each)')
     parser.add_argument('--steps', type=int, default=3000)
-    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--batch-size', type=int, default=1024,
+                        help="images per step; the recipe's batch: AdamW's "
+                        'drift of the prototypes is limited by gradient '
+                        'noise, so the batch sets how fast they move')
     parser.add_argument('--lr', type=float, default=0.003,
-                        help='AdamW lr of the joint prototypes')
+                        help="AdamW lr of the joint prototypes (the recipe's "
+                        'peak lr at its batch of 1024)')
     parser.add_argument('--momentum', type=float, default=0.996,
                         help='teacher EMA momentum of the joint prototypes')
     parser.add_argument('--log-every', type=int, default=500)
