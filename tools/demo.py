@@ -1,8 +1,9 @@
 """Train the joint baseline and the decoupled model side by side on
 Fashion-MNIST (same seed, data and budget), evaluate both, plot, and write
 ``work_dirs/demo/results.json``. Then run each model's prototype step alone
-on the baseline's trained, frozen encoder (``frozen_encoder_collapse.py``):
-the joint prototypes collapse there within seconds, the GMM means do not.
+on the baseline's trained, frozen encoder at the recipe's batch and lr
+(``frozen_encoder_collapse.py``): the joint prototypes collapse there within
+a minute, the GMM means do not.
 Run through ``bash tools/demo.sh``."""
 import argparse
 import json
@@ -85,24 +86,36 @@ def summarise(metrics: Dict[str, float], epochs: int,
     out.update(
         knn_top1=metrics['knn/top1'],
         used_prototypes=int(metrics['prototypes/used_prototypes']),
+        usage_perplexity=metrics['prototypes/usage_perplexity'],
         num_prototypes=int(metrics['prototypes/num_prototypes']),
         epochs=epochs,
         iter_time_s=statistics.median(iter_times[1:] or iter_times))
-    for key, value in metrics.items():  # long-tailed groups, if any
+    # long-tailed groups, if any: k-NN, prototypes owned (the class a
+    # prototype is most often the argmax of) and, where a group owns any,
+    # their diversity
+    for key, value in metrics.items():
         name = key.split('/', 1)[1]
-        if name.startswith(('top1_', 'unique@')) and name not in out and \
+        if name.startswith(('top1_', 'unique@', 'owned_')) and \
+                name not in out and \
                 name.rsplit('_', 1)[-1] in ('head', 'medium', 'tail'):
-            out[name] = value
+            out[name] = int(value) if name.startswith('owned_') else value
     return out
 
 
 def print_table(results: Dict[str, Dict[str, float]]) -> None:
-    keys = [k for k in results['baseline'] if k in results['decoupled']]
+    """Side by side; a row either model lacks (e.g. the diversity of a
+    group that owns no prototype) shows '-' there."""
+    names = ('baseline', 'decoupled')
+    keys = list(results['baseline'])
+    keys += [k for k in results['decoupled'] if k not in keys]
     print(f'\n{"":30s}{"baseline (joint)":>18s}{"decoupled (GMM)":>18s}')
     for key in keys:
-        row = [results[name][key] for name in ('baseline', 'decoupled')]
-        cells = ''.join(f'{v:>18.2f}' if isinstance(v, float) else
-                        f'{v:>18d}' for v in row)
+        cells = ''
+        for name in names:
+            value = results[name].get(key)
+            cells += f'{"-":>18s}' if value is None else \
+                f'{value:>18.2f}' if isinstance(value, float) else \
+                f'{value:>18d}'
         print(f'{key:30s}{cells}')
 
 

@@ -36,3 +36,38 @@ def test_demo_writes_results_and_plots(fmnist_root, tmp_path):
     for png in ('unique_vs_eps', 'nn_cosine_hist', 'usage', 'frozen_encoder'):
         assert (work_dir / 'plots' / f'{png}.png').stat().st_size > 1000
     assert 'frozen_encoder_unique@0.5' in proc.stdout  # the printed table
+
+
+def _demo_module():
+    import importlib.util
+    from tests.conftest import REPO_ROOT
+    spec = importlib.util.spec_from_file_location(
+        'demo_tool', f'{REPO_ROOT}/tools/demo.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_long_tailed_groups_reach_json_and_table(capsys):
+    """Per-group k-NN, ownership counts and the diversity of groups that own
+    prototypes are summarised; a group one model lacks prints as '-'."""
+    demo = _demo_module()
+    base = {f'prototypes/unique@{eps}': 100.0 for eps in THRESHOLDS}
+    base.update({'knn/top1': 50.0, 'prototypes/used_prototypes': 9.0,
+                 'prototypes/usage_perplexity': 3.5,
+                 'prototypes/num_prototypes': 1024.0,
+                 'knn/top1_tail': 20.0, 'prototypes/owned_tail': 0.0})
+    gmm = dict(base, **{'prototypes/owned_tail': 3.0,
+                        'prototypes/unique@0.5_tail': 66.7})
+    results = {'baseline': demo.summarise(base, 3, [0.2, 0.1, 0.3]),
+               'decoupled': demo.summarise(gmm, 3, [0.2, 0.1, 0.3])}
+    assert results['baseline']['owned_tail'] == 0
+    assert results['decoupled']['owned_tail'] == 3
+    assert results['decoupled']['unique@0.5_tail'] == 66.7
+    assert 'unique@0.5_tail' not in results['baseline']
+    assert results['baseline']['usage_perplexity'] == 3.5
+    assert results['baseline']['iter_time_s'] == 0.2  # first one skipped
+    demo.print_table(results)
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith('unique@0.5_tail'))
+    assert row.split()[1:] == ['-', '66.70']
