@@ -102,20 +102,21 @@ def summarise(metrics: Dict[str, float], epochs: int,
     return out
 
 
+def _cell(value) -> str:
+    if value is None:
+        return f'{"-":>18s}'
+    return f'{value:>18.2f}' if isinstance(value, float) else f'{value:>18d}'
+
+
 def print_table(results: Dict[str, Dict[str, float]]) -> None:
     """Side by side; a row either model lacks (e.g. the diversity of a
     group that owns no prototype) shows '-' there."""
-    names = ('baseline', 'decoupled')
     keys = list(results['baseline'])
     keys += [k for k in results['decoupled'] if k not in keys]
     print(f'\n{"":30s}{"baseline (joint)":>18s}{"decoupled (GMM)":>18s}')
     for key in keys:
-        cells = ''
-        for name in names:
-            value = results[name].get(key)
-            cells += f'{"-":>18s}' if value is None else \
-                f'{value:>18.2f}' if isinstance(value, float) else \
-                f'{value:>18d}'
+        cells = ''.join(_cell(results[name].get(key))
+                        for name in ('baseline', 'decoupled'))
         print(f'{key:30s}{cells}')
 
 
