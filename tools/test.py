@@ -11,7 +11,8 @@ from mmengine.utils import mkdir_or_exist
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
 from gmproto_mm.compat import flush_cpu_denormals
-from gmproto_mm.engine import prepare_cpu_distributed
+from gmproto_mm.engine import (check_checkpoint_matches,
+                               prepare_cpu_distributed)
 
 flush_cpu_denormals()  # before torch starts its CPU threads
 
@@ -54,6 +55,9 @@ def main() -> None:
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
+    # mmengine loads load_from non-strictly; a checkpoint of another config
+    # would be evaluated half-random
+    check_checkpoint_matches(runner.model, args.checkpoint, args.config)
     metrics = runner.test()
     if args.out is not None and is_main_process():
         mkdir_or_exist(osp.dirname(osp.abspath(args.out)))
