@@ -11,8 +11,7 @@ from mmengine.utils import mkdir_or_exist
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
 from gmproto_mm.compat import flush_cpu_denormals
-from gmproto_mm.engine import (check_checkpoint_matches,
-                               prepare_cpu_distributed)
+from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 
 flush_cpu_denormals()  # before torch starts its CPU threads
 
@@ -57,7 +56,7 @@ def main() -> None:
     runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
     # mmengine loads load_from non-strictly; a checkpoint of another config
     # would be evaluated half-random
-    check_checkpoint_matches(runner.model, args.checkpoint, args.config)
+    runner.register_hook(CheckpointFitHook(args.config))
     metrics = runner.test()
     if args.out is not None and is_main_process():
         mkdir_or_exist(osp.dirname(osp.abspath(args.out)))

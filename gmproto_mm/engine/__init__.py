@@ -1,9 +1,9 @@
-from .checkpoint_check import check_checkpoint_matches, checkpoint_mismatches
+from .checkpoint_check import CheckpointFitHook, checkpoint_mismatches
 from .cpu_distributed import prepare_cpu_distributed
 from .hooks import *  # noqa: F401,F403
 from .optimizers import QuietFrozenOptimWrapperConstructor
 
 __all__ = [
-    'check_checkpoint_matches', 'checkpoint_mismatches',
+    'CheckpointFitHook', 'checkpoint_mismatches',
     'prepare_cpu_distributed', 'QuietFrozenOptimWrapperConstructor'
 ]

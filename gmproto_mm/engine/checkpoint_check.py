@@ -3,25 +3,30 @@
 mmengine's ``Runner`` loads ``load_from`` with ``strict=False``: a checkpoint
 trained with another config (another head, bottleneck or K) loads partly,
 the rest keeps its fresh initialisation, and the evaluation reports numbers
-of a half-random model (for a GMM head: uniform means, 100 % unique). We
-compare keys and shapes first and stop with the differences instead.
+of a half-random model (for a GMM head: uniform means, 100 % unique).
+:class:`CheckpointFitHook` compares keys and shapes of the checkpoint the
+runner has just read, before any weight is copied, and stops with the
+differences instead.
 """
 import re
-from typing import List
+from typing import List, Mapping
 
+from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import CheckpointLoader
+from mmpretrain.registry import HOOKS
 from torch import nn
 
 _SHOWN = 3  # differences listed per kind
 
 
-def checkpoint_mismatches(model: nn.Module, filename: str) -> List[str]:
+def checkpoint_mismatches(model: nn.Module,
+                          state_dict: Mapping[str, object]) -> List[str]:
     """Differences between a checkpoint's weights and ``model``'s.
 
     Args:
         model (nn.Module): The model (a DDP-style wrapper is unwrapped).
-        filename (str): Checkpoint path (any mmengine-loadable scheme).
+        state_dict (Mapping): The checkpoint's weights; a leading
+            ``module.`` is ignored, as mmengine strips it when loading.
 
     Returns:
         List[str]: One line per kind of difference (missing keys, unexpected
@@ -30,10 +35,8 @@ def checkpoint_mismatches(model: nn.Module, filename: str) -> List[str]:
     """
     if is_model_wrapper(model):
         model = model.module
-    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint)
     state = {re.sub(r'^module\.', '', key): value
-             for key, value in state.items()}
+             for key, value in state_dict.items()}
     expected = model.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
@@ -53,18 +56,26 @@ def checkpoint_mismatches(model: nn.Module, filename: str) -> List[str]:
     return lines
 
 
-def check_checkpoint_matches(model: nn.Module, filename: str,
-                             config: str = 'the config') -> None:
-    """Raise ``ValueError`` if ``filename`` does not fit ``model`` exactly.
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Raise ``ValueError`` when a loaded checkpoint does not fit the model
+    exactly (mmengine's ``after_load_checkpoint`` runs before the weights
+    are copied, so nothing is half-loaded and the file is read once).
 
     Args:
-        model (nn.Module): The model the config builds.
-        filename (str): Checkpoint path.
         config (str): The config's name, for the message.
     """
-    lines = checkpoint_mismatches(model, filename)
-    if lines:
-        raise ValueError(
-            f'checkpoint {filename!r} does not fit the model of {config} '
-            '(trained with another config? pass the one it was trained '
-            'with):\n  ' + '\n  '.join(lines))
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, config: str = 'the config') -> None:
+        self.config = config
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        lines = checkpoint_mismatches(
+            runner.model, checkpoint.get('state_dict', checkpoint))
+        if lines:
+            raise ValueError(
+                f'the checkpoint does not fit the model of {self.config} '
+                '(trained with another config? pass the one it was trained '
+                'with):\n  ' + '\n  '.join(lines))
