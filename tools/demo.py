@@ -90,6 +90,12 @@ def summarise(metrics: Dict[str, float], epochs: int,
         num_prototypes=int(metrics['prototypes/num_prototypes']),
         epochs=epochs,
         iter_time_s=statistics.median(iter_times[1:] or iter_times))
+    # how many of the model's own data embeddings lie mutually eps apart:
+    # prototypes fitted to the data cannot all be unique beyond that count
+    out.update({f'embedding_leaders@{eps}':
+                int(metrics[f'prototypes/embedding_leaders@{eps}'])
+                for eps in THRESHOLDS
+                if f'prototypes/embedding_leaders@{eps}' in metrics})
     # long-tailed groups, if any: k-NN, prototypes owned (the class a
     # prototype is most often the argmax of) and, where a group owns any,
     # their diversity

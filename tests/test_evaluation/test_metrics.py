@@ -80,6 +80,50 @@ def test_prototype_diversity_metric_planted_duplicates(tmp_path):
         counts=[2, 1, 1, 0, 0, 0])
 
 
+def test_embedding_leaders_count_the_datas_own_spacing():
+    """Embeddings in 3 tight clusters: 3 leaders at a coarse eps, all of
+    them at a fine one; only the first max_embeddings count."""
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.eye(3, 8)
+    emb = centres.repeat_interleave(4, 0) + 1e-3 * torch.randn(
+        12, 8, generator=gen)
+    far = torch.zeros(1, 8)
+    far[0, 7] = 1.  # a 4th direction, beyond max_embeddings
+    emb = torch.cat([emb, far])
+    metric = METRICS.build(dict(type='PrototypeDiversityMetric',
+                                thresholds=(1e-5, 0.5), max_embeddings=12))
+    protos = torch.eye(2, 8)
+    samples = [dict(sample([0.], 0, 'query', torch.tensor([1., 0.]), protos),
+                    embedding=e) for e in emb]
+    metric.process(None, samples[:5])
+    metric.process(None, samples[5:])
+    result = metric.evaluate(size=13)
+    assert result['prototypes/embedding_count'] == 12
+    assert result['prototypes/embedding_leaders@0.5'] == 3
+    assert result['prototypes/embedding_leaders@1e-05'] == 12
+    # the counter restarts for the next evaluation
+    metric.process(None, samples[:2])
+    assert metric.evaluate(size=2)['prototypes/embedding_count'] == 2
+
+
+def test_embedding_leaders_optional_and_validated():
+    metric = METRICS.build(dict(type='PrototypeDiversityMetric',
+                                max_embeddings=0))
+    protos = torch.eye(2, 4)
+    samples = [dict(sample([0.], 0, 'query', torch.tensor([1., 0.]), protos),
+                    embedding=torch.ones(4))]
+    metric.process(None, samples)
+    assert 'prototypes/embedding_count' not in metric.evaluate(size=1)
+    with pytest.raises(ValueError, match='max_embeddings'):
+        METRICS.build(dict(type='PrototypeDiversityMetric',
+                           max_embeddings=-1))
+    metric = METRICS.build(dict(type='PrototypeDiversityMetric'))
+    samples[0]['embedding'] = torch.full((4, ), float('nan'))
+    metric.process(None, samples)
+    with pytest.raises(ValueError, match='embeddings'):
+        metric.evaluate(size=1)
+
+
 def test_prototype_classes_majority_and_unused():
     owner = prototype_classes(torch.tensor([0, 0, 0, 2]),
                               torch.tensor([1, 1, 0, 0]), 4)
@@ -140,7 +184,8 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
         metrics = json.load(f)
     for key in ('prototypes/unique@0.025', 'prototypes/components@0.5',
                 'prototypes/used_prototypes', 'prototypes/usage_perplexity',
-                'knn/top1', 'knn/top5'):
+                'prototypes/embedding_leaders@0.5', 'knn/top1', 'knn/top5'):
         assert key in metrics, key
     assert metrics['prototypes/num_prototypes'] == 1024
+    assert metrics['prototypes/embedding_count'] == 96  # bank + queries
     assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100

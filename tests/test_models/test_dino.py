@@ -115,6 +115,12 @@ def test_shapes_of_predict_mode():
     assert out[0].backbone_feat.shape == (32, )
     assert out[0].prototype_probs.shape == (32, )
     torch.testing.assert_close(out[0].prototype_probs.sum(), torch.tensor(1.))
+    # the embedding is what the teacher assignment scored
+    embeds = torch.stack([s.embedding for s in out])
+    assert embeds.shape[1] == model.head.in_channels
+    torch.testing.assert_close(
+        model.head.assign(embeds, model._teacher_head()),
+        torch.stack([s.prototype_probs for s in out]))
 
 
 def test_wrong_channels_between_neck_and_head():

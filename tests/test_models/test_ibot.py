@@ -253,6 +253,10 @@ def test_ibot_predict_and_errors():
     out = model(torch.randn(3, 1, 16, 16), mode='predict')
     assert len(out) == 3 and out[0].backbone_feat.shape == (32, )
     assert out[0].prototype_probs.shape == (64, )
+    embeds = torch.stack([s.embedding for s in out])
+    torch.testing.assert_close(
+        model.head.assign(embeds, model._teacher_head()),
+        torch.stack([s.prototype_probs for s in out]))
     with pytest.raises(ValueError, match='MaskedVisionTransformer'):
         tiny_ibot(backbone=dict(type='VisionTransformer', **TINY_VIT))
     with pytest.raises(ValueError, match='patch_head in_channels'):

@@ -27,6 +27,9 @@ def test_demo_writes_results_and_plots(fmnist_root, tmp_path):
         assert model['num_prototypes'] == 1024
         assert model['epochs'] == 1
         assert model['iter_time_s'] > 0
+        # the data's own spacing: at most the 64 + 32 evaluated embeddings
+        assert 1 <= model['embedding_leaders@0.5'] <= \
+            model['embedding_leaders@0.025'] <= 96
     for name in ('baseline', 'decoupled'):  # what the table rows come from
         frozen = json.loads(
             (work_dir / name / 'frozen_encoder.json').read_text())

@@ -49,9 +49,22 @@ class PrototypeDiversityMetric(BaseMetric):
     diversity among the prototypes owned by each group's classes (a
     prototype belongs to the class it is most often assigned to).
 
+    When the samples carry the ``embedding`` ``(D,)`` the prototypes score
+    (``DINO`` / ``IBOT`` predict mode), also ``embedding_leaders@<eps>``:
+    greedy leaders (a count) among the first ``max_embeddings`` of them, i.e.
+    how many of the data's own embeddings lie mutually at least ``eps``
+    apart. Prototypes fitted to the data (the GMM means) that outnumber it
+    cannot all be unique at that ``eps``; ``embedding_count`` says how many
+    embeddings were used.
+
     Args:
         thresholds (Sequence[float]): eps values. Defaults to
             (0.025, 0.05, 0.1, 0.25, 0.5).
+        max_embeddings (int): Embeddings kept for
+            ``embedding_leaders@<eps>`` (0 = skip it), the first ones each
+            process sees; the gathered ones are cut to this number again, so
+            several processes count another subset of the same size.
+            Defaults to 8192.
         usage_file (str, optional): If given, also write the per-prototype
             argmax counts there as ``{"counts": [K ints]}`` (the input of
             ``tools/analysis/plot_prototypes.py --usage``). Defaults to None.
@@ -64,12 +77,19 @@ class PrototypeDiversityMetric(BaseMetric):
     def __init__(self,
                  thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                  usage_file: Optional[str] = None,
+                 max_embeddings: int = 8192,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        if isinstance(max_embeddings, bool) or \
+                not isinstance(max_embeddings, int) or max_embeddings < 0:
+            raise ValueError('max_embeddings must be an int >= 0, got '
+                             f'{max_embeddings!r}')
         self.thresholds = tuple(thresholds)
         self.usage_file = usage_file
+        self.max_embeddings = max_embeddings
         self._bank_stored = False
+        self._embeddings_kept = 0
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         if not data_samples:
@@ -86,10 +106,16 @@ class PrototypeDiversityMetric(BaseMetric):
         if not self._bank_stored:  # once per rank: the bank is the same
             result['prototypes'] = data_samples[0]['prototypes'].float().cpu()
             self._bank_stored = True
+        room = self.max_embeddings - self._embeddings_kept
+        if room > 0 and 'embedding' in data_samples[0]:
+            result['embeddings'] = torch.stack(
+                [s['embedding'] for s in data_samples[:room]]).float().cpu()
+            self._embeddings_kept += result['embeddings'].shape[0]
         self.results.append(result)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        self._bank_stored = False  # next evaluation stores it again
+        self._bank_stored = False  # next evaluation stores them again
+        self._embeddings_kept = 0
         prototypes = next(r['prototypes'] for r in results
                           if 'prototypes' in r)
         num_prototypes = prototypes.shape[0]
@@ -99,6 +125,9 @@ class PrototypeDiversityMetric(BaseMetric):
             argmax, num_prototypes,
             probs=torch.stack([r['prob_sum'] for r in results]).sum(0)))
         metrics['num_prototypes'] = float(num_prototypes)
+        embeddings = [r['embeddings'] for r in results if 'embeddings' in r]
+        if embeddings:
+            metrics.update(self._embedding_leaders(torch.cat(embeddings)))
         if self.usage_file:
             self._write_usage(argmax, num_prototypes)
         groups = (self.dataset_meta or {}).get('class_groups')
@@ -106,6 +135,25 @@ class PrototypeDiversityMetric(BaseMetric):
         if groups and bool((labels >= 0).all()):
             metrics.update(self._per_group(prototypes, argmax, labels,
                                            groups))
+        return metrics
+
+    def _embedding_leaders(self,
+                           embeddings: torch.Tensor) -> Dict[str, float]:
+        """Greedy leaders (counts) among ``embeddings`` ``(N, D)``."""
+        # all processes' embeddings arrive here: keep the configured number
+        embeddings = embeddings[:self.max_embeddings]
+        num = embeddings.shape[0]
+        try:
+            diversity = prototype_diversity(embeddings, self.thresholds)
+        except ValueError as err:  # its message names the rows 'prototypes'
+            raise ValueError('PrototypeDiversityMetric: the evaluated '
+                             f'embeddings (N, D) are unusable: {err}') from err
+        metrics = {
+            'embedding_leaders' + key[len('unique'):]:
+            float(round(value * num / 100.0))
+            for key, value in diversity.items() if key.startswith('unique')
+        }
+        metrics['embedding_count'] = float(num)
         return metrics
 
     def _write_usage(self, argmax: torch.Tensor, num_prototypes: int) -> None:

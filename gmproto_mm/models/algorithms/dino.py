@@ -4,7 +4,7 @@ mmpretrain 1.2.0 ships no DINO (its ``projects/dino`` never updates the
 teacher), so this is ours. The prototype head is pluggable: see
 :mod:`gmproto_mm.models.heads.base_prototype_head`.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -188,25 +188,40 @@ class DINO(BaseSelfSupervisor):
 
         Returns:
             list[DataSample]: Each with ``backbone_feat`` ``(C,)``,
+            ``embedding`` ``(D,)`` (the neck output the prototypes score),
             ``prototype_probs`` ``(K,)`` (teacher assignment) and
             ``prototypes`` ``(K, D)``, the bank they refer to (one shared
             tensor, not a copy per sample).
         """
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
+        backbone, neck, head_part = self._predict_parts()
+        feats = backbone(inputs)[-1]
+        return self._pack_predictions(feats, neck((feats, ))[0], head_part,
+                                      data_samples)
+
+    def _predict_parts(self) -> Tuple[nn.Module, nn.Module,
+                                      Optional[nn.Module]]:
+        """Backbone, neck and head part ``predict`` uses (``predict_with``)."""
         if self.predict_with == 'teacher':
             net = self.teacher.module
-            backbone, neck, head_part = net['backbone'], net[
-                'neck'], self._teacher_head()
-        else:
-            backbone, neck, head_part = self.backbone, self.neck, None
-        feats = backbone(inputs)[-1]
-        probs = self.head.assign(neck((feats, ))[0], head_part)
+            return net['backbone'], net['neck'], self._teacher_head()
+        return self.backbone, self.neck, None
+
+    def _pack_predictions(self, feats: torch.Tensor, embeds: torch.Tensor,
+                          head_part: Optional[nn.Module],
+                          data_samples: Optional[List[DataSample]]
+                          ) -> List[DataSample]:
+        """Fill one sample per row of ``feats`` ``(B, C)`` and ``embeds``
+        ``(B, D)`` with the fields :meth:`predict` documents."""
+        probs = self.head.assign(embeds, head_part)
         bank = self.head.bank(head_part)
         if data_samples is None:
-            data_samples = [DataSample() for _ in range(inputs.shape[0])]
-        for sample, feat, prob in zip(data_samples, feats, probs):
+            data_samples = [DataSample() for _ in range(feats.shape[0])]
+        for sample, feat, embed, prob in zip(data_samples, feats, embeds,
+                                             probs):
             sample.set_field(feat.float(), 'backbone_feat')
+            sample.set_field(embed.float(), 'embedding')
             sample.set_field(prob, 'prototype_probs')
             sample.set_field(bank, 'prototypes')
         return data_samples

@@ -201,23 +201,12 @@ class IBOT(DINO):
                 data_samples: Optional[List[DataSample]] = None
                 ) -> List[DataSample]:
         """As :meth:`DINO.predict`: ``backbone_feat`` ``(C,)`` is the [CLS]
-        token after the final norm, ``prototype_probs`` ``(K,)`` the [CLS]
-        head's teacher assignment, ``prototypes`` ``(K, D)`` its bank."""
+        token after the final norm, ``embedding`` ``(D,)`` its neck output,
+        ``prototype_probs`` ``(K,)`` the [CLS] head's teacher assignment,
+        ``prototypes`` ``(K, D)`` its bank."""
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
-        if self.predict_with == 'teacher':
-            net = self.teacher.module
-            backbone, neck, head_part = net['backbone'], net[
-                'neck'], self._teacher_head()
-        else:
-            backbone, neck, head_part = self.backbone, self.neck, None
+        backbone, neck, head_part = self._predict_parts()
         feats = backbone(inputs)[-1][:, 0]
-        probs = self.head.assign(neck((feats, ))[0], head_part)
-        bank = self.head.bank(head_part)
-        if data_samples is None:
-            data_samples = [DataSample() for _ in range(inputs.shape[0])]
-        for sample, feat, prob in zip(data_samples, feats, probs):
-            sample.set_field(feat.float(), 'backbone_feat')
-            sample.set_field(prob, 'prototype_probs')
-            sample.set_field(bank, 'prototypes')
-        return data_samples
+        return self._pack_predictions(feats, neck((feats, ))[0], head_part,
+                                      data_samples)
