@@ -91,7 +91,7 @@ def summarise(metrics: Dict[str, float], epochs: int,
         epochs=epochs,
         iter_time_s=statistics.median(iter_times[1:] or iter_times))
     # how many of the model's own data embeddings lie mutually eps apart:
-    # prototypes fitted to the data cannot all be unique beyond that count
+    # the room the data leaves for unique prototypes that sit on it
     out.update({f'embedding_leaders@{eps}':
                 int(metrics[f'prototypes/embedding_leaders@{eps}'])
                 for eps in THRESHOLDS

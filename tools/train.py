@@ -8,7 +8,7 @@ from mmengine.runner import Runner
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
 from gmproto_mm.compat import flush_cpu_denormals
-from gmproto_mm.engine import prepare_cpu_distributed
+from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 
 flush_cpu_denormals()  # before torch starts its CPU threads
 
@@ -75,6 +75,12 @@ def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
+    if cfg.get('resume'):
+        # mmengine resumes the weights non-strictly: a checkpoint of another
+        # config would go on training with part of the model fresh. (A
+        # plain load_from stays non-strict: loading a part, e.g. a
+        # pretrained backbone, is its use.)
+        runner.register_hook(CheckpointFitHook(args.config))
     runner.train()
 
 

@@ -26,6 +26,14 @@ def test_train_then_resume(tmp_path, fmnist_root):
     ckpt = torch.load(osp.join(work, 'epoch_2.pth'), weights_only=False)
     assert ckpt['meta']['epoch'] == 2
     assert 'head.loss_module.center' in ckpt['state_dict']
+    # resuming under a model the checkpoint does not fit stops, naming why
+    out = run_tool(base[:5] + ['--resume'] + base[5:] +
+                   ['train_cfg.max_epochs=3', 'model.head.num_prototypes=16'],
+                   check=False)
+    assert out.returncode != 0
+    assert 'does not fit the model' in out.stderr
+    assert 'shape mismatch' in out.stderr
+    assert not osp.isfile(osp.join(work, 'epoch_3.pth'))
 
 
 def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):

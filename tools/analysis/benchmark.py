@@ -11,6 +11,7 @@ the same batches (the decoupled step includes its online-EM update, as
 """
 import argparse
 import importlib.util
+import logging
 import os.path as osp
 import statistics
 import sys
@@ -19,7 +20,7 @@ from typing import Callable, List
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -54,9 +55,17 @@ def build_step(config: str, device: str) -> Callable[[dict], None]:
     """One training iteration of ``config``: train_step + EM updates."""
     cfg = Config.fromfile(osp.join(ROOT, config))
     model = MODELS.build(cfg.model).to(device)
-    model.init_weights()
+    # mmengine logs every parameter's initialisation and weight-decay rule
+    # at INFO (hundreds of lines before the ratios): warnings only here
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    finally:
+        logger.setLevel(level)
     model.train()
-    optim = build_optim_wrapper(model, cfg.optim_wrapper)
     banks = find_em_banks(model)
     for _, bank in banks:  # time steady-state EM, not the initial pooling
         bank.gmm.init_samples = 1

@@ -53,9 +53,10 @@ class PrototypeDiversityMetric(BaseMetric):
     (``DINO`` / ``IBOT`` predict mode), also ``embedding_leaders@<eps>``:
     greedy leaders (a count) among the first ``max_embeddings`` of them, i.e.
     how many of the data's own embeddings lie mutually at least ``eps``
-    apart. Prototypes fitted to the data (the GMM means) that outnumber it
-    cannot all be unique at that ``eps``; ``embedding_count`` says how many
-    embeddings were used.
+    apart. A scale for prototypes that sit on the data (the GMM means):
+    where more of them receive data than this count, the data leaves little
+    room for all of them to be unique at that ``eps`` (a greedy count, not
+    a bound). ``embedding_count`` says how many embeddings were used.
 
     Args:
         thresholds (Sequence[float]): eps values. Defaults to
