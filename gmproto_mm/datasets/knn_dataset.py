@@ -13,8 +13,11 @@ class KNNDataset:
     ``knn_split='bank'`` in their data sample's metainfo; the rest come from
     ``query`` tagged ``'query'``. So mmengine's standard test loop (sampler,
     distributed collection, progress bar) extracts all features in one pass
-    and ``KNNAccuracy`` splits them again. ``metainfo`` is the query's
-    (classes, and ``class_groups`` for long-tailed sets).
+    and ``KNNAccuracy`` splits them again. ``sample_idx`` is set to the
+    index in this dataset (the bank's and the query's own would collide),
+    so metrics can restore the data order after a multi-process test.
+    ``metainfo`` is the query's (classes, and ``class_groups`` for
+    long-tailed sets).
 
     Args:
         bank (dict | BaseDataset): The training split (the k-NN bank), with
@@ -47,5 +50,6 @@ class KNNDataset:
             item, split = self.query[index - len(self.bank)], 'query'
         if 'data_samples' not in item:
             raise ValueError('KNNDataset pipelines must end in PackInputs')
-        item['data_samples'].set_metainfo(dict(knn_split=split))
+        item['data_samples'].set_metainfo(
+            dict(knn_split=split, sample_idx=index))
         return item

@@ -106,6 +106,29 @@ def test_embedding_leaders_count_the_datas_own_spacing():
     assert metric.evaluate(size=2)['prototypes/embedding_count'] == 2
 
 
+def test_embedding_leaders_follow_sample_idx_not_arrival_order():
+    """As gathered from 2 processes (rank 0: even, rank 1: odd samples), the
+    embeddings go back to data order before the cut: 3 clusters in order
+    a a b b c c; the first 4 by index hold 2 clusters."""
+    centres = torch.eye(3, 8).repeat_interleave(2, 0)  # a a b b c c
+    protos = torch.eye(2, 8)
+
+    def samples(indices):
+        return [dict(sample([0.], 0, 'query', torch.tensor([1., 0.]),
+                            protos), embedding=centres[i], sample_idx=i)
+                for i in indices]
+
+    ranks = [METRICS.build(dict(type='PrototypeDiversityMetric',
+                                thresholds=(0.5, ), max_embeddings=4))
+             for _ in range(2)]
+    ranks[0].process(None, samples([0, 2, 4]))  # each keeps its 3
+    ranks[1].process(None, samples([1, 3, 5]))
+    # gathered: 0 2 4 1 3 5, whose first 4 would hold all 3 clusters
+    result = ranks[0].compute_metrics(ranks[0].results + ranks[1].results)
+    assert result['embedding_count'] == 4
+    assert result['embedding_leaders@0.5'] == 2  # 0 1 2 3: a, b; not c
+
+
 def test_embedding_leaders_optional_and_validated():
     metric = METRICS.build(dict(type='PrototypeDiversityMetric',
                                 max_embeddings=0))
@@ -141,6 +164,10 @@ def test_knn_dataset_tags_and_metainfo(fmnist_root):
     assert len(ds) == 5
     splits = [ds[i]['data_samples'].knn_split for i in range(5)]
     assert splits == ['bank'] * 3 + ['query'] * 2
+    # one index space (the splits' own indices would repeat 0, 1)
+    assert [ds[i]['data_samples'].sample_idx for i in range(5)] == \
+        list(range(5))
+    assert ds[-1]['data_samples'].sample_idx == 4
     assert len(ds.metainfo['classes']) == 10
 
 
@@ -189,3 +216,37 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
     assert metrics['prototypes/num_prototypes'] == 1024
     assert metrics['prototypes/embedding_count'] == 96  # bank + queries
     assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100
+
+
+def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
+    """tools/dist_test.sh with 2 gloo processes reports what one process
+    does: k-NN, diversity, usage and the embeddings' leaders."""
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'gm_dino_vitt_fmnist.py'))
+    model = MODELS.build(cfg.model)
+    ckpt = str(tmp_path / 'tiny.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    options = ['--cfg-options', 'test_dataloader.dataset.bank.indices=64',
+               'test_dataloader.dataset.query.indices=32',
+               f'test_dataloader.dataset.bank.data_root={FMNIST_ROOT}',
+               f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}',
+               'test_dataloader.num_workers=0',
+               'test_dataloader.batch_size=16',
+               'test_evaluator.0.max_embeddings=40']
+    results = []
+    for name, launch in (
+            ('one', [sys.executable, 'tools/test.py',
+                     'configs/gm_dino_vitt_fmnist.py', ckpt]),
+            ('two', ['bash', 'tools/dist_test.sh',
+                     'configs/gm_dino_vitt_fmnist.py', ckpt, '2'])):
+        out = tmp_path / f'{name}.json'
+        run_tool(launch + ['--work-dir', str(tmp_path / name), '--out',
+                           str(out)] + options,
+                 env_extra=dict(PORT='29513'))
+        results.append(json.loads(out.read_text()))
+    one, two = results
+    assert one['prototypes/embedding_count'] == 40
+    assert set(one) == set(two)
+    for key in one:
+        if key.startswith(('prototypes/', 'knn/')):
+            assert two[key] == pytest.approx(one[key], rel=1e-5), key

@@ -62,10 +62,12 @@ class PrototypeDiversityMetric(BaseMetric):
         thresholds (Sequence[float]): eps values. Defaults to
             (0.025, 0.05, 0.1, 0.25, 0.5).
         max_embeddings (int): Embeddings kept for
-            ``embedding_leaders@<eps>`` (0 = skip it), the first ones each
-            process sees; the gathered ones are cut to this number again, so
-            several processes count another subset of the same size.
-            Defaults to 8192.
+            ``embedding_leaders@<eps>`` (0 = skip it): the first ones each
+            process sees, put back in data order by ``sample_idx`` (where
+            every sample has one) and cut to this number again, so that a
+            multi-process test with mmengine's strided sampler counts the
+            same embeddings in the same order as one process. Defaults to
+            8192.
         usage_file (str, optional): If given, also write the per-prototype
             argmax counts there as ``{"counts": [K ints]}`` (the input of
             ``tools/analysis/plot_prototypes.py --usage``). Defaults to None.
@@ -109,9 +111,13 @@ class PrototypeDiversityMetric(BaseMetric):
             self._bank_stored = True
         room = self.max_embeddings - self._embeddings_kept
         if room > 0 and 'embedding' in data_samples[0]:
+            kept = data_samples[:room]
             result['embeddings'] = torch.stack(
-                [s['embedding'] for s in data_samples[:room]]).float().cpu()
-            self._embeddings_kept += result['embeddings'].shape[0]
+                [s['embedding'] for s in kept]).float().cpu()
+            if all('sample_idx' in s for s in kept):
+                result['embedding_idx'] = torch.tensor(
+                    [int(s['sample_idx']) for s in kept])
+            self._embeddings_kept += len(kept)
         self.results.append(result)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
@@ -126,9 +132,9 @@ class PrototypeDiversityMetric(BaseMetric):
             argmax, num_prototypes,
             probs=torch.stack([r['prob_sum'] for r in results]).sum(0)))
         metrics['num_prototypes'] = float(num_prototypes)
-        embeddings = [r['embeddings'] for r in results if 'embeddings' in r]
-        if embeddings:
-            metrics.update(self._embedding_leaders(torch.cat(embeddings)))
+        with_embeddings = [r for r in results if 'embeddings' in r]
+        if with_embeddings:
+            metrics.update(self._embedding_leaders(with_embeddings))
         if self.usage_file:
             self._write_usage(argmax, num_prototypes)
         groups = (self.dataset_meta or {}).get('class_groups')
@@ -138,10 +144,14 @@ class PrototypeDiversityMetric(BaseMetric):
                                            groups))
         return metrics
 
-    def _embedding_leaders(self,
-                           embeddings: torch.Tensor) -> Dict[str, float]:
-        """Greedy leaders (counts) among ``embeddings`` ``(N, D)``."""
-        # all processes' embeddings arrive here: keep the configured number
+    def _embedding_leaders(self, results: List[dict]) -> Dict[str, float]:
+        """Greedy leaders (counts) among the results' embeddings ``(N, D)``,
+        in data order where known, the first ``max_embeddings``."""
+        embeddings = torch.cat([r['embeddings'] for r in results])
+        if all('embedding_idx' in r for r in results):
+            order = torch.cat([r['embedding_idx'] for r in results]).argsort(
+                stable=True)
+            embeddings = embeddings[order]
         embeddings = embeddings[:self.max_embeddings]
         num = embeddings.shape[0]
         try:
