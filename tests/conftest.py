@@ -54,6 +54,25 @@ SMALL_OPTIONS = [
     f'train_dataloader.dataset.data_root={FMNIST_ROOT}',
     'default_hooks.logger.interval=1'
 ]
+# tools/test.py on a 64-image k-NN bank and 32 queries, in-process loading
+SMALL_TEST_OPTIONS = [
+    'test_dataloader.dataset.bank.indices=64',
+    'test_dataloader.dataset.query.indices=32',
+    f'test_dataloader.dataset.bank.data_root={FMNIST_ROOT}',
+    f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}',
+    'test_dataloader.num_workers=0'
+]
+
+
+def save_fresh_checkpoint(config: str, path) -> str:
+    """Save the freshly built (untrained) model of ``configs/<config>`` as
+    an mmengine-style checkpoint at ``path``; return the path as str."""
+    import torch
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(),
+                    meta=dict()), path)
+    return str(path)
 
 
 def run_tool(args, timeout=600, env_extra=None,

@@ -1,17 +1,13 @@
 """tools/test.py refuses checkpoints that do not fit the config's model
 (mmengine's load_from is non-strict and would evaluate a half-random one)."""
-import subprocess
 import sys
 from types import SimpleNamespace
 
 import pytest
-import torch
-from mmengine.config import Config
-from mmpretrain.registry import MODELS
 from torch import nn
 
 from gmproto_mm.engine import CheckpointFitHook, checkpoint_mismatches
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_tool, save_fresh_checkpoint
 
 
 def test_fitting_state_dict_passes():
@@ -44,15 +40,12 @@ def test_names_missing_unexpected_and_shape_mismatches():
 def test_tools_test_rejects_another_configs_checkpoint(tmp_path):
     """A decoupled checkpoint under the joint config: clear error, no
     metrics (non-strict loading would report the random last layer)."""
-    cfg = Config.fromfile(f'{REPO_ROOT}/configs/gm_dino_vitt_fmnist.py')
-    ckpt = tmp_path / 'gm.pth'
-    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(),
-                    meta=dict()), ckpt)
+    ckpt = save_fresh_checkpoint('gm_dino_vitt_fmnist.py', tmp_path / 'gm.pth')
     out = tmp_path / 'metrics.json'
-    proc = subprocess.run(
+    proc = run_tool(
         [sys.executable, 'tools/test.py', 'configs/dino_vitt_fmnist.py',
-         str(ckpt), '--work-dir', str(tmp_path), '--out', str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+         ckpt, '--work-dir', str(tmp_path), '--out', str(out)],
+        timeout=300, check=False)
     assert proc.returncode != 0
     assert 'does not fit the model of configs/dino_vitt_fmnist.py' in \
         proc.stderr

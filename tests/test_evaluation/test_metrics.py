@@ -1,18 +1,17 @@
 """KNNDataset, KNNAccuracy, PrototypeDiversityMetric, PrototypeMonitorHook
 and tools/test.py for both heads."""
 import json
-import os.path as osp
 import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
-from mmpretrain.registry import DATASETS, METRICS, MODELS
+from mmpretrain.registry import DATASETS, METRICS
 
 from gmproto_mm.engine.hooks import find_prototype_banks
 from gmproto_mm.evaluation.metrics import prototype_classes
-from tests.conftest import FMNIST_ROOT, REPO_ROOT, run_tool, small_cfg
+from tests.conftest import (SMALL_TEST_OPTIONS, run_tool,
+                            save_fresh_checkpoint, small_cfg)
 
 
 def sample(feat, label, split, probs=None, prototypes=None):
@@ -195,18 +194,11 @@ def test_find_prototype_banks_for_each_head():
                                     'gm_dino_vitt_fmnist.py'])
 def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
                                                     fmnist_root):
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
-    model = MODELS.build(cfg.model)
-    ckpt = str(tmp_path / 'tiny.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    ckpt = save_fresh_checkpoint(config, tmp_path / 'tiny.pth')
     out = str(tmp_path / 'metrics.json')
     run_tool([sys.executable, 'tools/test.py', f'configs/{config}', ckpt,
-              '--work-dir', str(tmp_path), '--out', out, '--cfg-options',
-              'test_dataloader.dataset.bank.indices=64',
-              'test_dataloader.dataset.query.indices=32',
-              f'test_dataloader.dataset.bank.data_root={FMNIST_ROOT}',
-              f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}',
-              'test_dataloader.num_workers=0', 'test_dataloader.batch_size=32'])
+              '--work-dir', str(tmp_path), '--out', out, '--cfg-options'] +
+             SMALL_TEST_OPTIONS + ['test_dataloader.batch_size=32'])
     with open(out) as f:
         metrics = json.load(f)
     for key in ('prototypes/unique@0.025', 'prototypes/components@0.5',
@@ -221,18 +213,10 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
 def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
     """tools/dist_test.sh with 2 gloo processes reports what one process
     does: k-NN, diversity, usage and the embeddings' leaders."""
-    cfg = Config.fromfile(
-        osp.join(REPO_ROOT, 'configs', 'gm_dino_vitt_fmnist.py'))
-    model = MODELS.build(cfg.model)
-    ckpt = str(tmp_path / 'tiny.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
-    options = ['--cfg-options', 'test_dataloader.dataset.bank.indices=64',
-               'test_dataloader.dataset.query.indices=32',
-               f'test_dataloader.dataset.bank.data_root={FMNIST_ROOT}',
-               f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}',
-               'test_dataloader.num_workers=0',
-               'test_dataloader.batch_size=16',
-               'test_evaluator.0.max_embeddings=40']
+    ckpt = save_fresh_checkpoint('gm_dino_vitt_fmnist.py',
+                                 tmp_path / 'tiny.pth')
+    options = ['--cfg-options'] + SMALL_TEST_OPTIONS + [
+        'test_dataloader.batch_size=16', 'test_evaluator.0.max_embeddings=40']
     results = []
     for name, launch in (
             ('one', [sys.executable, 'tools/test.py',

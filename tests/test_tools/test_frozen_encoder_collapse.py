@@ -7,19 +7,15 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmpretrain.registry import MODELS
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import REPO_ROOT, run_tool, save_fresh_checkpoint
 
 
 @pytest.fixture(scope='module')
 def joint_checkpoint(tmp_path_factory):
     """A (random) joint-DINO checkpoint: its encoder is what the tool uses."""
-    cfg = Config.fromfile(f'{REPO_ROOT}/configs/dino_vitt_fmnist.py')
-    path = tmp_path_factory.mktemp('ckpt') / 'joint.pth'
-    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), path)
-    return str(path)
+    return save_fresh_checkpoint('dino_vitt_fmnist.py',
+                                 tmp_path_factory.mktemp('ckpt') / 'joint.pth')
 
 
 @pytest.mark.parametrize('config', ['dino_vitt_fmnist.py',
