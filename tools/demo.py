@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
@@ -79,6 +79,62 @@ def iteration_times(work_dir: str) -> List[float]:
     return times
 
 
+def train_and_evaluate(config: str, model_dir: str, *, seed: int,
+                       epochs: int, train_images: int, bank_images: int,
+                       query_images: int, options: Sequence[str] = (),
+                       label: str = '') -> dict:
+    """Train ``config`` with ``tools/train.py``, evaluate its last checkpoint
+    with ``tools/test.py``; the demo's protocol, shared with
+    ``tools/analysis/seed_study.py``.
+
+    Args:
+        config (str): Config path, relative to the repository root.
+        model_dir (str): Work dir of this run.
+        seed (int): ``randomness.seed``.
+        epochs (int): ``train_cfg.max_epochs``.
+        train_images (int): First training images used (0 = the dataset's
+            own size).
+        bank_images / query_images (int): k-NN bank / query images (0 = all).
+        options (Sequence[str]): More ``--cfg-options`` for training and
+            evaluation (e.g. ``model.head.gmm.init=sample``).
+        label (str): Name shown in the progress lines.
+
+    Returns:
+        dict: ``metrics`` (what tools/test.py reports), ``train_s``,
+        ``checkpoint``, ``usage_file``.
+    """
+    label = label or config
+    train_options = [f'train_cfg.max_epochs={epochs}',
+                     f'randomness.seed={seed}',
+                     'default_hooks.logger.interval=10',
+                     'default_hooks.checkpoint.interval=1000', *options]
+    if train_images:
+        train_options.append(
+            f'train_dataloader.dataset.indices={train_images}')
+    start = time.time()
+    print(f'\n=== {label}: training {config} ===', flush=True)
+    run([sys.executable, 'tools/train.py', config, '--work-dir', model_dir,
+         '--cfg-options'] + train_options)
+    train_s = time.time() - start
+    ckpt = osp.join(model_dir, f'epoch_{epochs}.pth')
+    usage_file = osp.join(model_dir, 'usage.json')
+    eval_options = [f'test_evaluator.0.usage_file={usage_file}', *options]
+    if bank_images:
+        eval_options.append(
+            f'test_dataloader.dataset.bank.indices={bank_images}')
+    if query_images:
+        eval_options.append(
+            f'test_dataloader.dataset.query.indices={query_images}')
+    print(f'\n=== {label}: evaluating ===', flush=True)
+    metrics_file = osp.join(model_dir, 'metrics.json')
+    run([sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
+         model_dir, '--out', metrics_file, '--cfg-options'] + eval_options)
+    with open(metrics_file) as f:
+        metrics = json.load(f)
+    return dict(metrics=metrics, train_s=train_s, checkpoint=ckpt,
+                usage_file=usage_file)
+
+
 def summarise(metrics: Dict[str, float], epochs: int,
               iter_times: List[float]) -> Dict[str, float]:
     out = {f'unique@{eps}': metrics[f'prototypes/unique@{eps}']
@@ -86,7 +142,8 @@ def summarise(metrics: Dict[str, float], epochs: int,
     out.update(
         knn_top1=metrics['knn/top1'],
         used_prototypes=int(metrics['prototypes/used_prototypes']),
-        usage_perplexity=metrics['prototypes/usage_perplexity'],
+        argmax_perplexity=metrics['prototypes/argmax_perplexity'],
+        soft_perplexity=metrics['prototypes/soft_perplexity'],
         num_prototypes=int(metrics['prototypes/num_prototypes']),
         epochs=epochs,
         iter_time_s=statistics.median(iter_times[1:] or iter_times))
@@ -136,38 +193,16 @@ def main() -> None:
     results, checkpoints, usage_files = {}, [], []
     for name, config in configs.items():
         model_dir = osp.join(work_dir, name)
-        options = [f'train_cfg.max_epochs={args.epochs}',
-                   f'randomness.seed={args.seed}',
-                   'default_hooks.logger.interval=10',
-                   'default_hooks.checkpoint.interval=1000']
-        if args.train_images and not args.long_tail:
-            options.append(
-                f'train_dataloader.dataset.indices={args.train_images}')
-        start = time.time()
-        print(f'\n=== {name}: training {config} ===', flush=True)
-        run([py, 'tools/train.py', config, '--work-dir', model_dir,
-             '--cfg-options'] + options)
-        train_s = time.time() - start
-        ckpt = osp.join(model_dir, f'epoch_{args.epochs}.pth')
-        usage_file = osp.join(model_dir, 'usage.json')
-        eval_options = [f'test_evaluator.0.usage_file={usage_file}']
-        if args.bank_images:
-            eval_options.append('test_dataloader.dataset.bank.indices='
-                                f'{args.bank_images}')
-        if args.query_images:
-            eval_options.append('test_dataloader.dataset.query.indices='
-                                f'{args.query_images}')
-        print(f'\n=== {name}: evaluating ===', flush=True)
-        metrics_file = osp.join(model_dir, 'metrics.json')
-        run([py, 'tools/test.py', config, ckpt, '--work-dir', model_dir,
-             '--out', metrics_file, '--cfg-options'] + eval_options)
-        with open(metrics_file) as f:
-            metrics = json.load(f)
-        results[name] = summarise(metrics, args.epochs,
+        run_out = train_and_evaluate(
+            config, model_dir, seed=args.seed, epochs=args.epochs,
+            train_images=0 if args.long_tail else args.train_images,
+            bank_images=args.bank_images, query_images=args.query_images,
+            label=name)
+        results[name] = summarise(run_out['metrics'], args.epochs,
                                   iteration_times(model_dir))
-        results[name]['train_time_s'] = round(train_s, 1)
-        checkpoints.append(ckpt)
-        usage_files.append(usage_file)
+        results[name]['train_time_s'] = round(run_out['train_s'], 1)
+        checkpoints.append(run_out['checkpoint'])
+        usage_files.append(run_out['usage_file'])
 
     trajectories = []
     if args.frozen_steps:  # the prototype step alone, same frozen encoder

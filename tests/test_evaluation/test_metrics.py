@@ -202,7 +202,8 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
     with open(out) as f:
         metrics = json.load(f)
     for key in ('prototypes/unique@0.025', 'prototypes/components@0.5',
-                'prototypes/used_prototypes', 'prototypes/usage_perplexity',
+                'prototypes/used_prototypes', 'prototypes/argmax_perplexity',
+                'prototypes/soft_perplexity',
                 'prototypes/embedding_leaders@0.5', 'knn/top1', 'knn/top5'):
         assert key in metrics, key
     assert metrics['prototypes/num_prototypes'] == 1024

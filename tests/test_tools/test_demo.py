@@ -57,7 +57,8 @@ def test_long_tailed_groups_reach_json_and_table(capsys):
     demo = _demo_module()
     base = {f'prototypes/unique@{eps}': 100.0 for eps in THRESHOLDS}
     base.update({'knn/top1': 50.0, 'prototypes/used_prototypes': 9.0,
-                 'prototypes/usage_perplexity': 3.5,
+                 'prototypes/argmax_perplexity': 2.5,
+                 'prototypes/soft_perplexity': 3.5,
                  'prototypes/num_prototypes': 1024.0,
                  'knn/top1_tail': 20.0, 'prototypes/owned_tail': 0.0})
     gmm = dict(base, **{'prototypes/owned_tail': 3.0,
@@ -68,7 +69,8 @@ def test_long_tailed_groups_reach_json_and_table(capsys):
     assert results['decoupled']['owned_tail'] == 3
     assert results['decoupled']['unique@0.5_tail'] == 66.7
     assert 'unique@0.5_tail' not in results['baseline']
-    assert results['baseline']['usage_perplexity'] == 3.5
+    assert results['baseline']['argmax_perplexity'] == 2.5
+    assert results['baseline']['soft_perplexity'] == 3.5
     assert results['baseline']['iter_time_s'] == 0.2  # first one skipped
     demo.print_table(results)
     row = next(line for line in capsys.readouterr().out.splitlines()

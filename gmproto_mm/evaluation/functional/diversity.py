@@ -10,7 +10,8 @@ L2-normalised, and two prototypes are duplicates at ``eps`` when
 * :func:`nearest_neighbour_cosine` -- each prototype's highest cosine to any
   other prototype, for histograms.
 * :func:`prototype_usage` / :func:`usage_perplexity` -- how many prototypes
-  are some sample's argmax, and the perplexity of the mean assignment.
+  are some sample's argmax, the perplexity of those argmax counts and of
+  the mean (soft) assignment.
 
 Exactness: similarities are screened with a float32 matmul (float64 on
 non-CPU devices or when reduced-precision float32 matmuls are enabled), using
@@ -676,10 +677,13 @@ def prototype_usage(argmax: ArrayLike,
 
     Returns:
         Dict[str, float]: ``used_prototypes``, the number of prototypes that
-        are the argmax of at least one sample (integral, as float), and
-        ``usage_perplexity``, ``exp`` of the entropy of the mean assignment
-        distribution -- from ``probs`` when given, otherwise from the
-        normalised argmax histogram. Both lie in ``[1, K]``.
+        are the argmax of at least one sample (integral, as float);
+        ``argmax_perplexity``, ``exp`` of the entropy of the normalised
+        argmax histogram; and, when ``probs`` is given,
+        ``soft_perplexity``, ``exp`` of the entropy of the mean (soft)
+        assignment. Each lies in ``[1, K]``. Two names because they differ
+        by orders of magnitude for a soft teacher: many prototypes can
+        share probability mass while few are anyone's argmax.
 
     Raises:
         ValueError: On empty or out-of-range ``argmax``, a ``probs`` whose
@@ -690,10 +694,10 @@ def prototype_usage(argmax: ArrayLike,
         >>> from gmproto_mm.evaluation.functional.diversity import (
         ...     prototype_usage)
         >>> prototype_usage(torch.tensor([0, 0, 1, 1]), num_prototypes=8)
-        {'used_prototypes': 2.0, 'usage_perplexity': 2.0}
+        {'used_prototypes': 2.0, 'argmax_perplexity': 2.0}
         >>> probs = torch.full((4, 8), 1 / 8)  # soft but uniform teacher
         >>> out = prototype_usage(torch.tensor([0, 0, 1, 1]), 8, probs)
-        >>> out['used_prototypes'], round(out['usage_perplexity'], 6)
+        >>> out['argmax_perplexity'], round(out['soft_perplexity'], 6)
         (2.0, 8.0)
     """
     if int(num_prototypes) != num_prototypes or num_prototypes < 1:
@@ -715,10 +719,10 @@ def prototype_usage(argmax: ArrayLike,
             f'argmax indices must lie in [0, {num_prototypes}), got range '
             f'[{int(idx.min())}, {int(idx.max())}]')
     counts = torch.bincount(idx, minlength=num_prototypes)
-    used = float((counts > 0).sum())
+    out = {'used_prototypes': float((counts > 0).sum()),
+           'argmax_perplexity': usage_perplexity(counts)}
     if probs is None:
-        return {'used_prototypes': used,
-                'usage_perplexity': usage_perplexity(counts)}
+        return out
     p = _as_tensor(probs, 'probs')
     if p.dim() not in (1, 2) or p.shape[-1] != num_prototypes:
         raise ValueError(
@@ -730,4 +734,5 @@ def prototype_usage(argmax: ArrayLike,
                 f'probs has {p.shape[0]} rows but argmax has {idx.numel()} '
                 'entries; they must describe the same samples')
         p = p.to(torch.float64).sum(dim=0)
-    return {'used_prototypes': used, 'usage_perplexity': usage_perplexity(p)}
+    out['soft_perplexity'] = usage_perplexity(p)
+    return out

@@ -44,7 +44,8 @@ class PrototypeDiversityMetric(BaseMetric):
     ``(K,)`` and the bank ``prototypes`` ``(K, D)`` in every data sample.
     Reports ``unique@<eps>`` (percent of K), ``components@<eps>``,
     ``used_prototypes`` (prototypes that are some sample's argmax),
-    ``usage_perplexity`` (of the mean assignment), ``num_prototypes``, and,
+    ``argmax_perplexity`` (of those argmax counts), ``soft_perplexity`` (of
+    the mean teacher assignment), ``num_prototypes``, and,
     when the dataset meta has ``class_groups``, ``unique@<eps>_<group>``:
     diversity among the prototypes owned by each group's classes (a
     prototype belongs to the class it is most often assigned to).

@@ -1,0 +1,206 @@
+"""Train and evaluate configs over seeds, one run after another, at the
+demo's budget; write every run's metrics and their mean / std per variant.
+
+    python tools/analysis/seed_study.py configs/dino_vitt_fmnist.py \\
+        configs/gm_dino_vitt_fmnist.py --seeds 0 1 2
+    python tools/analysis/seed_study.py configs/gm_dino_vitt_fmnist.py \\
+        --seeds 0 1 2 --cfg-options model.head.gmm.init=sample
+
+A variant is a config plus its ``--cfg-options`` (applied to training and
+evaluation). Runs already in the results file (same config, options, seed
+and budget) are kept and skipped, so a study grows over several calls and
+an interrupted one resumes; each finished run is written at once. Never runs
+two trainings at once (two torch jobs on 2 cores are ~10x slower).
+Writes ``--out`` (default ``docs/seed_study/results.json``) and, next to
+it, ``knn_vs_used.png``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Dict, List
+
+TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, TOOLS)
+from demo import ROOT, train_and_evaluate  # noqa: E402
+
+# the measures of METHOD.md: k-NN, usage, uniqueness, embedding spread
+PLOT_X, PLOT_Y = 'prototypes/used_prototypes', 'knn/top1'
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument('configs', nargs='+', help='config files')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        metavar='KEY=VALUE',
+                        help='options for every config of this call')
+    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--train-images', type=int, default=32000,
+                        help='training images used (0 = all)')
+    parser.add_argument('--bank-images', type=int, default=10000,
+                        help='k-NN bank images (0 = all)')
+    parser.add_argument('--query-images', type=int, default=0,
+                        help='k-NN queries (0 = all 10,000)')
+    parser.add_argument('--out', default='docs/seed_study/results.json')
+    parser.add_argument('--work-dir', default='work_dirs/seed_study')
+    return parser.parse_args()
+
+
+def variant_key(run: dict) -> str:
+    """``config [options]``: one name per variant, used in the summary."""
+    options = ' '.join(run['options'])
+    return f'{run["config"]} {options}'.strip()
+
+
+def group_key(run: dict) -> str:
+    """The variant, plus the budget where it is not the demo's."""
+    budget = run['budget']
+    return variant_key(run) + ('' if budget == DEFAULT_BUDGET
+                               else f' @ {json.dumps(budget)}')
+
+
+def training_log(work_dir: str) -> dict:
+    """From the training run's scalars.json (mmengine's log): the last
+    iteration and, per logged ``proto_unique@<eps>``
+    (``PrototypeMonitorHook``), its minimum over training as
+    ``monitor/min_unique@<eps>``."""
+    runs = sorted(d for d in os.listdir(work_dir)
+                  if osp.isfile(osp.join(work_dir, d, 'vis_data',
+                                         'scalars.json')))
+    # the first timestamped folder with scalars is training's; tools/test.py
+    # adds one for evaluation later
+    with open(osp.join(work_dir, runs[0], 'vis_data', 'scalars.json')) as f:
+        records = [json.loads(line) for line in f]
+    steps = max(r.get('step', 0) for r in records)
+    minima: Dict[str, float] = {}
+    for record in records:
+        for key, value in record.items():
+            if key.startswith('proto_unique@'):
+                name = 'monitor/min_unique@' + key.split('@', 1)[1]
+                minima[name] = min(value, minima.get(name, value))
+    return dict(steps=steps, monitor=minima)
+
+
+def run_key(run: dict) -> tuple:
+    return (run['config'], tuple(run['options']), run['seed'],
+            json.dumps(run['budget'], sort_keys=True))
+
+
+def summarise(runs: List[dict]) -> Dict[str, dict]:
+    """Mean, sample std (0 for one run) and seeds of every metric, per
+    variant and budget, in the order the variants first appear."""
+    groups: Dict[str, List[dict]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    summary = {}
+    for key, members in groups.items():
+        names = [n for n in members[0]['metrics']
+                 if all(n in m['metrics'] for m in members)]
+        stats = {}
+        for name in names + ['train_s', 'steps']:
+            values = [float(m['metrics'][name]) if name in m['metrics']
+                      else float(m[name]) for m in members]
+            stats[name] = dict(
+                mean=statistics.fmean(values),
+                std=statistics.stdev(values) if len(values) > 1 else 0.0)
+        summary[key] = dict(seeds=[m['seed'] for m in members], **stats)
+    return summary
+
+
+DEFAULT_BUDGET = dict(epochs=3, train_images=32000, bank_images=10000,
+                      query_images=0)
+
+
+def load_runs(path: str) -> List[dict]:
+    if not osp.isfile(path):
+        return []
+    with open(path) as f:
+        return json.load(f)['runs']
+
+
+def write(path: str, runs: List[dict]) -> None:
+    """Results JSON (written via a temporary file: never half a file)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(dict(runs=runs, summary=summarise(runs)), f, indent=2)
+    os.replace(tmp, path)
+
+
+def plot(path: str, runs: List[dict]) -> str:
+    """k-NN top-1 against used prototypes, one marker per run, mean +- std
+    per variant."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    for key, stats in summarise(runs).items():
+        members = [r for r in runs if group_key(r) == key]
+        xs = [r['metrics'][PLOT_X] for r in members]
+        ys = [r['metrics'][PLOT_Y] for r in members]
+        points = ax.scatter(xs, ys, alpha=0.4)
+        ax.errorbar(stats[PLOT_X]['mean'], stats[PLOT_Y]['mean'],
+                    xerr=stats[PLOT_X]['std'], yerr=stats[PLOT_Y]['std'],
+                    fmt='o', capsize=3, color=points.get_facecolor()[0],
+                    label=f'{key} (n={len(stats["seeds"])})')
+    ax.set_xscale('log')
+    ax.set_xlabel('used prototypes (argmax of some test image)')
+    ax.set_ylabel('k-NN top-1 (%)')
+    ax.set_title('Seed study: k-NN against prototype usage')
+    ax.legend(fontsize=6, loc='lower right')
+    fig.tight_layout()
+    out = osp.join(osp.dirname(osp.abspath(path)), 'knn_vs_used.png')
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    os.chdir(ROOT)
+    budget = dict(epochs=args.epochs, train_images=args.train_images,
+                  bank_images=args.bank_images,
+                  query_images=args.query_images)
+    for config in args.configs:
+        if not osp.isfile(config):
+            sys.exit(f'seed_study: no config file {config!r}')
+    runs = load_runs(args.out)
+    done = {run_key(r) for r in runs}
+    todo = [dict(config=c, options=list(args.cfg_options), seed=s,
+                 budget=budget)
+            for c in args.configs for s in args.seeds]
+    todo = [t for t in todo if run_key(t) not in done]
+    print(f'seed_study: {len(todo)} runs to do, {len(runs)} in {args.out}',
+          flush=True)
+    start = time.time()
+    for i, task in enumerate(todo, 1):
+        name = osp.splitext(osp.basename(task['config']))[0]
+        tag = '_'.join([name, *[o.replace('=', '-').replace('/', '-')
+                                for o in task['options']]])[:120]
+        model_dir = osp.join(args.work_dir, f'{tag}_seed{task["seed"]}')
+        label = f'[{i}/{len(todo)}] {variant_key(task)} seed {task["seed"]}'
+        out = train_and_evaluate(
+            task['config'], model_dir, seed=task['seed'],
+            options=task['options'], label=label, **budget)
+        log = training_log(model_dir)
+        runs.append(dict(task, steps=log['steps'],
+                         train_s=round(out['train_s'], 1),
+                         metrics={**out['metrics'], **log['monitor']}))
+        write(args.out, runs)
+        elapsed = time.time() - start
+        print(f'seed_study: {label} done, knn/top1 '
+              f'{out["metrics"]["knn/top1"]:.2f}, used '
+              f'{out["metrics"][PLOT_X]:.0f}; {elapsed / 60:.1f} min, '
+              f'~{elapsed / i * (len(todo) - i) / 60:.0f} min left',
+              flush=True)
+    write(args.out, runs)
+    print(f'results: {args.out}; plot: {plot(args.out, runs)}')
+
+
+if __name__ == '__main__':
+    main()
