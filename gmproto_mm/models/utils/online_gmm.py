@@ -135,6 +135,19 @@ class OnlineGaussianMixture(nn.Module):
         prior_count (float): Initial ``acc_count`` of every component (> 0).
             Defaults to 1.0.
         seed (int): Seed of the initialisation. Defaults to 0.
+        reseed_idle (int): Our option, off by default (0): before each EM
+            step from update ``reseed_start`` on, move up to this many idle
+            components -- those whose ``acc_count`` is still exactly
+            ``prior_count``, i.e. that never received responsibility mass
+            since their (re)initialisation -- onto random rows of the
+            batch (plus ``init_noise``), with the batch variance and the
+            prior statistics, as scikit-learn's ``MiniBatchKMeans``
+            reassigns centres that receive no data. Components that once
+            received data keep their statistics (tail modes). The draw uses
+            a generator seeded with ``(seed, num_updates)``: identical on
+            every rank and after a resume. Defaults to 0.
+        reseed_start (int): First update that may re-seed (>= 0). Defaults
+            to 0.
     """
 
     pi: Tensor
@@ -161,12 +174,16 @@ class OnlineGaussianMixture(nn.Module):
                  init_noise: float = 0.01,
                  init_samples: Optional[int] = None,
                  prior_count: float = 1.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 reseed_idle: int = 0,
+                 reseed_start: int = 0) -> None:
         super().__init__()
         _check_int('num_components', num_components, 1)
         _check_int('dim', dim, 1)
         _check_int('beta_iters', beta_iters, 0)
         _check_int('seed', seed, None)
+        _check_int('reseed_idle', reseed_idle, 0)
+        _check_int('reseed_start', reseed_start, 0)
         if init_samples is not None:
             _check_int('init_samples', init_samples, 1)
         if not 0.0 < forgetting < 1.0:
@@ -201,6 +218,8 @@ class OnlineGaussianMixture(nn.Module):
         self.init_noise = float(init_noise)
         self.prior_count = float(prior_count)
         self.seed = seed
+        self.reseed_idle = reseed_idle
+        self.reseed_start = reseed_start
         self.init_samples = num_components if init_samples is None \
             else init_samples
         self._init_pool: List[Tensor] = []  # rows awaiting initialisation
@@ -299,6 +318,7 @@ class OnlineGaussianMixture(nn.Module):
                 _IeeeFp32Matmul(x.device):
             if not bool(self.initialized):
                 self._initialise(x)
+            reseeded = self._reseed_idle(x)
             beta = self._beta_at(int(self.num_updates))
             feats = self._features(x)
             resp, row_sum, log_lik = self._e_step(feats, beta)
@@ -314,7 +334,9 @@ class OnlineGaussianMixture(nn.Module):
             values = torch.stack(
                 [resp_max_mean,
                  entropy.exp(), pi_min, pi_max, log_lik]).tolist()
+        out = dict(reseeded=float(reseeded)) if self.reseed_idle else {}
         return dict(beta=beta,
+                    **out,
                     resp_max_mean=values[0],
                     effective_components=values[1],
                     weight_min=values[2],
@@ -439,6 +461,43 @@ class OnlineGaussianMixture(nn.Module):
         torch.addcmul(self.var, self.mu, self.mu, out=self.acc_sq_sum)
         self.acc_sq_sum.mul_(self.prior_count)
         self.initialized.fill_(True)
+
+    def _reseed_idle(self, x: Tensor) -> int:
+        """Move up to ``reseed_idle`` idle components onto rows of ``x``.
+
+        Args:
+            x (Tensor): Unit-norm batch of shape ``(N, D)``.
+
+        Returns:
+            int: How many components were moved.
+        """
+        if not self.reseed_idle or int(self.num_updates) < self.reseed_start:
+            return 0
+        idle = torch.nonzero(self.acc_count == self.prior_count).squeeze(1)
+        if idle.numel() == 0:
+            return 0
+        K, D = idle.numel(), self.dim
+        gen = torch.Generator().manual_seed(
+            self.seed * 1_000_003 + int(self.num_updates))
+        count = min(self.reseed_idle, K)
+        which = idle.cpu()[torch.randperm(K, generator=gen)[:count]]
+        rows = _sample_indices(x.shape[0], count, gen)
+        mu = x.cpu()[rows]
+        if self.init_noise > 0:
+            mu.add_(torch.randn(count, D, generator=gen),
+                    alpha=self.init_noise / math.sqrt(D))
+        mu = _normalise_or_random(mu, gen).to(x.device)
+        which = which.to(x.device)
+        var = x.var(dim=0, correction=0).clamp_min_(self.min_var) \
+            if x.shape[0] > 1 else self.var[which].mean(dim=0)
+        self.mu[which] = mu
+        self.var[which] = var.expand(count, D)
+        self.acc_count[which] = self.prior_count
+        self.acc_sum[which] = mu * self.prior_count
+        self.acc_sq_sum[which] = (self.var[which] + mu * mu) * \
+            self.prior_count
+        # weights stay as they are until this step's M-step renormalises
+        return count
 
     def _e_step_weights(self) -> Tensor:
         """``[-1 / (2 var), mu / var, c]`` of shape ``(K, 2D+1)``.

@@ -1,0 +1,86 @@
+"""Re-seeding of idle components (``reseed_idle``), an option of ours."""
+import pytest
+import torch
+
+from gmproto_mm.models.utils.online_gmm import OnlineGaussianMixture
+
+from .test_online_gmm import (assert_state_equal, clustered,
+                              far_component_setup, snapshot, unit_rows)
+
+
+def test_reseed_moves_idle_component_onto_batch_and_it_gets_data() -> None:
+    gmm = far_component_setup()  # component 2 pinned at -e0, data near e0
+    gmm.reseed_idle = 1
+    gmm.acc_count[2] = gmm.prior_count  # never received data since its init
+    gen = torch.Generator().manual_seed(1)
+    x = clustered(torch.eye(4)[:1], 32, 0.1, gen)
+    stats = gmm.update(x)
+    assert stats['reseeded'] == 1.0
+    # the mean now sits on the data (cos to e0 close to 1, was -1) and the
+    # component received responsibility mass in the same step
+    assert gmm.means[2, 0] > 0.9
+    assert gmm.acc_count[2] != gmm.prior_count
+    # an active component is never re-seeded: with no idle one left, the
+    # next update moves nothing
+    assert gmm.update(x)['reseeded'] == 0.0
+
+
+def test_reseed_keeps_components_that_received_data() -> None:
+    """A far component that once had data keeps its statistics bit for bit
+    (tail modes), re-seeding or not."""
+    gmm = far_component_setup()
+    gmm.reseed_idle = 3
+    assert gmm.acc_count[2] != gmm.prior_count  # it had data once
+    kept = gmm.acc_count[2].clone(), gmm.mu[2].clone()
+    gen = torch.Generator().manual_seed(1)
+    assert gmm.update(clustered(torch.eye(4)[:1], 32, 0.1,
+                                gen))['reseeded'] == 0.0
+    assert torch.equal(gmm.acc_count[2], kept[0])
+    assert torch.equal(gmm.mu[2], kept[1])
+
+
+def test_reseed_start_and_off_by_default() -> None:
+    x = unit_rows(16, 8, seed=0)
+    default = OnlineGaussianMixture(64, 8, init='uniform', seed=1)
+    assert 'reseeded' not in default.update(x)
+    late = OnlineGaussianMixture(64, 8, init='uniform', seed=1,
+                                 reseed_idle=4, reseed_start=2)
+    assert [late.update(x)['reseeded'] for _ in range(2)] == [0.0, 0.0]
+    late.acc_count[:6] = late.prior_count  # six idle ones, at most 4 move
+    before = late.mu.clone()
+    assert late.update(x)['reseeded'] == 4.0
+    moved = (late.mu[:6] - before[:6]).norm(dim=1) > 0.1
+    assert int(moved.sum()) >= 4
+
+
+def test_reseed_is_deterministic_and_resumes_exactly() -> None:
+    kwargs = dict(init='uniform', seed=3, reseed_idle=2, beta_iters=4)
+    gen = torch.Generator().manual_seed(0)
+    centres = unit_rows(3, 8, seed=5)
+    batches = [clustered(centres, 24, 0.2, gen) for _ in range(6)]
+    original = OnlineGaussianMixture(32, 8, **kwargs)
+    twin = OnlineGaussianMixture(32, 8, **kwargs)
+    for x in batches[:3]:
+        assert original.update(x) == twin.update(x)
+    assert_state_equal(snapshot(original), snapshot(twin))
+    restored = OnlineGaussianMixture(32, 8, **kwargs)
+    restored.load_state_dict(original.state_dict())
+    moved = []
+    for x in batches[3:]:
+        for gmm in (original, restored):  # the same idle ones in both
+            gmm.acc_count[:3] = gmm.prior_count
+        a, b = original.update(x), restored.update(x)
+        assert a == b
+        moved.append(a['reseeded'])
+        assert_state_equal(snapshot(original), snapshot(restored))
+    assert moved == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize('kwargs, name', [
+    (dict(reseed_idle=-1), 'reseed_idle'),
+    (dict(reseed_idle=1.5), 'reseed_idle'),
+    (dict(reseed_start=-2), 'reseed_start'),
+])
+def test_bad_reseed_arguments(kwargs, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        OnlineGaussianMixture(4, 3, **kwargs)
