@@ -1,0 +1,56 @@
+"""tools/analysis/seed_study.py on a tiny budget: every run's metrics as
+tools/test.py reports them, the training log's monitored minima, mean / std
+per variant, the plot, and a second call that skips what is done."""
+import json
+import statistics
+import sys
+
+from tests.conftest import run_tool
+
+TINY = ['--epochs', '1', '--train-images', '128', '--bank-images', '64',
+        '--query-images', '32']
+CONFIG = 'configs/gm_dino_vitt_fmnist.py'
+# log every iteration and monitor every iteration, so the minima exist
+OPTIONS = ['default_hooks.logger.interval=1', 'custom_hooks.1.interval=1']
+
+
+def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
+    out = tmp_path / 'study' / 'results.json'
+    args = [sys.executable, 'tools/analysis/seed_study.py', CONFIG,
+            '--seeds', '0', '1', *TINY, '--out', str(out), '--work-dir',
+            str(tmp_path / 'runs'), '--cfg-options', *OPTIONS]
+    run_tool(args)
+    study = json.loads(out.read_text())
+    runs = study['runs']
+    assert [(r['config'], r['seed']) for r in runs] == [(CONFIG, 0),
+                                                        (CONFIG, 1)]
+    for run in runs:
+        assert run['options'] == OPTIONS
+        assert run['steps'] == 2  # 128 images / batch 64, one epoch
+        assert run['train_s'] > 0
+        metrics = run['metrics']
+        for key in ('knn/top1', 'prototypes/used_prototypes',
+                    'prototypes/argmax_perplexity',
+                    'prototypes/soft_perplexity', 'prototypes/unique@0.1',
+                    'prototypes/embedding_leaders@0.1',
+                    'monitor/min_unique@0.025'):
+            assert key in metrics, key
+        # the metrics are tools/test.py's own file, unchanged
+        saved = json.loads(
+            (tmp_path / 'runs' / f'gm_dino_vitt_fmnist_'
+             'default_hooks.logger.interval-1_custom_hooks.1.interval-1_'
+             f'seed{run["seed"]}' / 'metrics.json').read_text())
+        assert {k: metrics[k] for k in saved} == saved
+    # seeds differ, so the runs do too
+    assert runs[0]['metrics'] != runs[1]['metrics']
+    (variant, stats), = study['summary'].items()
+    assert variant.startswith(CONFIG + ' ' + ' '.join(OPTIONS))
+    assert stats['seeds'] == [0, 1]
+    knn = [r['metrics']['knn/top1'] for r in runs]
+    assert stats['knn/top1']['mean'] == statistics.fmean(knn)
+    assert stats['knn/top1']['std'] == statistics.stdev(knn)
+    assert (out.parent / 'knn_vs_used.png').stat().st_size > 1000
+
+    again = run_tool(args + [])  # same variant and seeds: nothing to do
+    assert 'seed_study: 0 runs to do, 2 in' in again.stdout
+    assert json.loads(out.read_text())['runs'] == runs
