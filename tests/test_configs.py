@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 from gmproto_mm.engine.hooks import find_em_banks
+from gmproto_mm.models.utils import attach_em_updater
 from gmproto_mm.testing import random_batch
 from tests.conftest import REPO_ROOT, small_cfg
 
@@ -32,6 +33,7 @@ def test_config_builds_and_steps(name):
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))  # 1 process
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    attach_em_updater(model, 'this test')  # it runs EM below
     log_vars = model.train_step(random_batch(cfg), optim)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values())
     for _, bank in find_em_banks(model):  # what OnlineEMHook does

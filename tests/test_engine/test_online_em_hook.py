@@ -9,14 +9,17 @@ from mmengine.runner import Runner
 
 from gmproto_mm.engine.hooks import all_gather_rows, find_em_banks
 from gmproto_mm.models import OnlineGaussianMixture
+from gmproto_mm.models.utils import attach_em_updater
 from tests.conftest import FMNIST_ROOT, REPO_ROOT, run_tool, small_cfg
 from tests.test_models.test_dino import multicrop, tiny_dino
 
 
 def tiny_gm_dino(num_prototypes=16):
-    return tiny_dino(head=dict(type='DecoupledGMMHead', in_channels=16,
-                               num_prototypes=num_prototypes,
-                               max_cached_batches=3))
+    model = tiny_dino(head=dict(type='DecoupledGMMHead', in_channels=16,
+                                num_prototypes=num_prototypes,
+                                max_cached_batches=3))
+    attach_em_updater(model, 'this test')  # it pops the cache itself
+    return model
 
 
 def test_head_has_one_fixed_bank_and_caches_teacher_embeddings():
@@ -45,6 +48,7 @@ def test_responsibilities_as_teacher_targets():
                              num_prototypes=8,
                              teacher_targets='responsibilities',
                              gmm=dict(init='uniform')))
+    attach_em_updater(head, 'this test')
     normal = torch.nn.functional.normalize
     student = [normal(torch.randn(4, 16), dim=1) for _ in range(3)]
     teacher = [normal(torch.randn(4, 16), dim=1) for _ in range(2)]

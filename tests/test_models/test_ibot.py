@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
-from gmproto_mm.models.utils import block_masks
+from gmproto_mm.models.utils import attach_em_updater, block_masks
 from tests.conftest import small_cfg
 from tests.test_models.test_dino import multicrop
 
@@ -219,6 +219,7 @@ def _record_masks(model):
 def test_ibot_train_step(head):
     torch.manual_seed(0)
     model = tiny_ibot(head)
+    attach_em_updater(model, 'this test')  # pops the caches below
     masks = _record_masks(model)
     optim = build_optim_wrapper(model, dict(
         optimizer=dict(type='AdamW', lr=1e-2)))

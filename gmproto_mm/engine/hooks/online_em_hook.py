@@ -8,6 +8,9 @@ from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 from mmpretrain.utils import get_ori_model
 
+from ...models.utils.em_bank import (  # find_em_banks: re-exported
+    attach_em_updater, find_em_banks)
+
 
 def all_gather_rows(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``(n_r, D)`` tensors of every rank in rank order.
@@ -24,22 +27,6 @@ def all_gather_rows(x: torch.Tensor) -> torch.Tensor:
     padded[:x.shape[0]] = x
     gathered = dist.all_gather(padded)
     return torch.cat([g[:n] for g, n in zip(gathered, counts)])
-
-
-def find_em_banks(model: nn.Module) -> List[Tuple[str, nn.Module]]:
-    """Modules honouring the EM-bank contract, by name: a ``gmm`` with
-    ``update(x)`` and a ``pop_cached_embeddings()`` method (e.g.
-    :class:`gmproto_mm.models.utils.GMMPrototypeBank`). Each mixture is
-    returned once, under its first name."""
-    banks, seen = [], set()
-    for name, module in model.named_modules():
-        gmm = getattr(module, 'gmm', None)
-        if callable(getattr(module, 'pop_cached_embeddings', None)) and \
-                callable(getattr(gmm, 'update', None)) and \
-                id(gmm) not in seen:
-            seen.add(id(gmm))
-            banks.append((name, module))
-    return banks
 
 
 @HOOKS.register_module()
@@ -80,7 +67,9 @@ class OnlineEMHook(Hook):
         self._num_updates = 0
 
     def before_train(self, runner) -> None:
-        self._banks = find_em_banks(get_ori_model(runner.model))
+        # every bank it finds refuses embeddings until now (no hook, no run)
+        self._banks = attach_em_updater(get_ori_model(runner.model),
+                                        'OnlineEMHook')
         if not self._banks:
             raise ValueError(
                 'OnlineEMHook found no prototype bank: the model needs a head '

@@ -13,6 +13,9 @@ from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..necks.dino_neck import pool_features
 
 
 def group_same_shape(views: Sequence[torch.Tensor]) -> List[List[int]]:
@@ -34,7 +37,9 @@ class DINO(BaseSelfSupervisor):
     head's :meth:`teacher_module`, unless the head shares one bank).
 
     Args:
-        backbone (dict): Backbone config (ViT with ``out_type='cls_token'``).
+        backbone (dict): Backbone config: a ViT with
+            ``out_type='cls_token'``, or a CNN such as ``ResNet`` (its last
+            feature map is average-pooled).
         neck (dict): ``DINONeck`` config.
         head (dict): A prototype head config (``DINOHead``,
             ``DecoupledGMMHead``).
@@ -108,9 +113,17 @@ class DINO(BaseSelfSupervisor):
         return teacher['head'] if 'head' in teacher else None
 
     def train(self, mode: bool = True) -> 'DINO':
-        """Keep the teacher in eval mode: like DINO's, it has no drop path."""
+        """Keep the teacher in eval mode: like DINO's, it has no drop path.
+
+        Its BatchNorm layers (CNN backbones, a BN neck) follow ``mode``, as
+        in DINO, whose teacher is never put in eval mode: a training teacher
+        normalises with the statistics of its batch (the running ones it
+        keeps are the student's, copied by the EMA)."""
         super().train(mode)
         self.teacher.train(False)
+        for module in self.teacher.modules():
+            if isinstance(module, _BatchNorm):
+                module.train(mode)
         return self
 
     @staticmethod
@@ -187,7 +200,8 @@ class DINO(BaseSelfSupervisor):
             data_samples (list[DataSample], optional): Filled in place.
 
         Returns:
-            list[DataSample]: Each with ``backbone_feat`` ``(C,)``,
+            list[DataSample]: Each with ``backbone_feat`` ``(C,)`` (CNN
+            feature maps average-pooled),
             ``embedding`` ``(D,)`` (the neck output the prototypes score),
             ``prototype_probs`` ``(K,)`` (teacher assignment) and
             ``prototypes`` ``(K, D)``, the bank they refer to (one shared
@@ -196,7 +210,7 @@ class DINO(BaseSelfSupervisor):
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
         backbone, neck, head_part = self._predict_parts()
-        feats = backbone(inputs)[-1]
+        feats = pool_features(backbone(inputs))
         return self._pack_predictions(feats, neck((feats, ))[0], head_part,
                                       data_samples)
 

@@ -22,7 +22,11 @@ class DecoupledGMMHead(BasePrototypeHead):
     similarities to the means, no prototype parameters exist (no gradient, no
     EMA copy: student and teacher share the one bank), and the detached fp32
     teacher embeddings of the global crops are cached for ``OnlineEMHook``
-    in ``self.bank`` (a :class:`GMMPrototypeBank`).
+    in ``self.em_bank`` (a :class:`GMMPrototypeBank`).
+
+    Needs ``dict(type='OnlineEMHook')`` in ``custom_hooks``: without it the
+    first training step raises. Outside a Runner, declare the caller as the
+    updater with :func:`gmproto_mm.models.utils.attach_em_updater`.
 
     Args:
         in_channels (int): Embedding size D (neck bottleneck). Defaults to 256.

@@ -59,6 +59,10 @@ class DecoupledSwAVLoss(BaseModule):
     ``OnlineEMHook`` to the embeddings of the ``crops_for_assign`` views. The
     codes come from a Sinkhorn that reduces on every iteration.
 
+    Needs ``dict(type='OnlineEMHook')`` in ``custom_hooks``: without it the
+    first training step raises. Outside a Runner, declare the caller as the
+    updater with :func:`gmproto_mm.models.utils.attach_em_updater`.
+
     Args:
         feat_dim (int): Embedding size D (neck ``out_channels``).
         sinkhorn_iterations (int): Defaults to 3.

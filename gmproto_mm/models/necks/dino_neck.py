@@ -4,19 +4,44 @@ from typing import List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
+
+
+def pool_features(x: Union[Tuple[torch.Tensor], torch.Tensor]
+                  ) -> torch.Tensor:
+    """The last backbone output as ``(B, C)`` features.
+
+    Backbones return a tuple of stages: the last one is used. ViT
+    ``cls_token`` features ``(B, C)`` pass through; CNN feature maps
+    ``(B, C, H, W)`` are globally average-pooled (mmpretrain's
+    ``GlobalAveragePooling``; DINO's ResNet-50 drops ``fc`` after it).
+    """
+    if isinstance(x, (tuple, list)):
+        x = x[-1]
+    if x.dim() == 4:
+        x = x.mean(dim=(2, 3))
+    return x
 
 
 @MODELS.register_module()
 class DINONeck(BaseModule):
     """MLP ``in -> hidden -> ... -> bottleneck`` with GELU, L2-normalised out.
 
+    Takes ViT ``(B, C)`` features or CNN ``(B, C, H, W)`` feature maps
+    (globally average-pooled first, see :func:`pool_features`).
+
     Args:
-        in_channels (int): Backbone feature size (ViT-B: 768).
+        in_channels (int): Backbone feature size (ViT-B: 768, ResNet-50:
+            2048).
         hid_channels (int): Hidden width. Defaults to 2048.
         bottleneck_channels (int): Output size D. Defaults to 256.
         num_layers (int): Linear layers (>= 1). Defaults to 3.
+        norm_cfg (dict, optional): Norm layer after each hidden Linear,
+            before the GELU: DINO's ``use_bn_in_head=True`` is
+            ``dict(type='BN1d')`` (``dict(type='SyncBN')`` across GPUs).
+            Defaults to None (DINO's default: no norm).
         init_cfg (dict | list, optional): Defaults to truncated normal
             (std 0.02) on linear weights, zero bias, as DINO.
     """
@@ -26,6 +51,7 @@ class DINONeck(BaseModule):
                  hid_channels: int = 2048,
                  bottleneck_channels: int = 256,
                  num_layers: int = 3,
+                 norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
                      type='TruncNormal', layer='Linear', std=0.02,
                      bias=0.)) -> None:
@@ -41,6 +67,8 @@ class DINONeck(BaseModule):
         for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
             layers.append(nn.Linear(d_in, d_out))
             if i < num_layers - 1:
+                if norm_cfg is not None:
+                    layers.append(build_norm_layer(norm_cfg, d_out)[1])
                 layers.append(nn.GELU())
         self.mlp = nn.Sequential(*layers)
 
@@ -49,16 +77,17 @@ class DINONeck(BaseModule):
         """Project and normalise.
 
         Args:
-            x (tuple[Tensor] | Tensor): Backbone output; the last ``(B, C)``
-                tensor is used (ViT ``out_type='cls_token'``).
+            x (tuple[Tensor] | Tensor): Backbone output; the last tensor is
+                used, ``(B, C)`` (ViT ``out_type='cls_token'``) or
+                ``(B, C, H, W)`` (CNN, average-pooled).
 
         Returns:
             tuple[Tensor]: ``((B, D),)`` unit-norm embeddings.
         """
-        if isinstance(x, (tuple, list)):
-            x = x[-1]
+        x = pool_features(x)
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f'DINONeck expects (B, {self.in_channels}) features (set '
+                f'DINONeck expects (B, {self.in_channels}) features or '
+                f'(B, {self.in_channels}, H, W) feature maps (set '
                 f'in_channels to the backbone width), got {tuple(x.shape)}')
         return (F.normalize(self.mlp(x), dim=-1), )
