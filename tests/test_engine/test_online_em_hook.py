@@ -9,7 +9,8 @@ from mmengine.runner import Runner
 
 from gmproto_mm.engine.hooks import all_gather_rows, find_em_banks
 from gmproto_mm.models import OnlineGaussianMixture
-from tests.conftest import FMNIST_ROOT, REPO_ROOT, run_tool, small_cfg
+from tests.conftest import (FMNIST_ROOT, REPO_ROOT, free_port, run_tool,
+                            small_cfg)
 from tests.test_models.test_dino import multicrop, tiny_dino
 
 
@@ -119,7 +120,7 @@ def test_interval_and_start_iter(tmp_path, fmnist_root):
 def test_two_gloo_processes_keep_identical_banks(tmp_path, fmnist_root):
     out = str(tmp_path)
     run_tool([sys.executable, '-m', 'torch.distributed.run',
-              '--nproc_per_node=2', '--master_port=29523',
+              '--nproc_per_node=2', f'--master_port={free_port()}',
               'tests/test_engine/dist_em_worker.py',
               osp.join(REPO_ROOT, 'configs/gm_dino_vitt_fmnist.py'), out,
               FMNIST_ROOT])

@@ -10,7 +10,7 @@ from mmpretrain.registry import DATASETS, METRICS
 
 from gmproto_mm.engine.hooks import find_prototype_banks
 from gmproto_mm.evaluation.metrics import prototype_classes
-from tests.conftest import (SMALL_TEST_OPTIONS, run_tool,
+from tests.conftest import (SMALL_TEST_OPTIONS, free_port, run_tool,
                             save_fresh_checkpoint, small_cfg)
 
 
@@ -227,7 +227,7 @@ def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
         out = tmp_path / f'{name}.json'
         run_tool(launch + ['--work-dir', str(tmp_path / name), '--out',
                            str(out)] + options,
-                 env_extra=dict(PORT='29513'))
+                 env_extra=dict(PORT=str(free_port())))
         results.append(json.loads(out.read_text()))
     one, two = results
     assert one['prototypes/embedding_count'] == 40

@@ -9,7 +9,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from gmproto_mm.datasets import LocalFashionMNIST
-from tests.conftest import REPO_ROOT, SMALL_OPTIONS, run_tool, small_cfg
+from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, free_port, run_tool,
+                            small_cfg)
 
 
 def test_train_then_resume(tmp_path, fmnist_root):
@@ -41,7 +42,7 @@ def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):
     out = run_tool(['bash', 'tools/dist_train.sh', 'configs/dino_vitt_fmnist.py',
                     '2', '--work-dir', work, '--cfg-options'] + SMALL_OPTIONS +
                    ['train_cfg.max_epochs=1'],
-                   env_extra=dict(PORT='29511'))
+                   env_extra=dict(PORT=str(free_port())))
     assert 'Epoch(train) [1][2/2]' in out.stdout + out.stderr  # 32 / (2 x 8)
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
 
