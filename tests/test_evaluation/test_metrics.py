@@ -79,6 +79,33 @@ def test_prototype_diversity_metric_planted_duplicates(tmp_path):
         counts=[2, 1, 1, 0, 0, 0])
 
 
+def test_prototype_diversity_drops_the_samplers_padding():
+    """mmengine cuts the collected results to the dataset size; a padded
+    repeat (always a process's last sample) must leave no trace: the
+    metric over 4 samples + a repeat of sample 0 equals the one over 4."""
+    protos = torch.eye(3, 4)
+    probs = torch.tensor([[.8, .1, .1], [.2, .7, .1], [.3, .3, .4],
+                          [.1, .8, .1]])
+    samples = [dict(sample([0.], i % 2, 'query', probs[i], protos),
+                    embedding=protos[i % 3], sample_idx=i) for i in range(4)]
+
+    def evaluate(batches, size):
+        metric = METRICS.build(dict(type='PrototypeDiversityMetric',
+                                    thresholds=(0.5, )))
+        metric.dataset_meta = dict(classes=['x', 'y'],
+                                   class_groups=['head', 'tail'])
+        for batch in batches:
+            metric.process(None, batch)
+        return metric.evaluate(size=size)
+
+    plain = evaluate([samples[:2], samples[2:]], 4)
+    padded = evaluate([samples[:3], samples[3:] + samples[:1]], 4)
+    assert padded == plain
+    assert plain['prototypes/soft_perplexity'] != evaluate(
+        [samples[:3], samples[3:] + samples[:1]], 5)[
+            'prototypes/soft_perplexity']  # the repeat would count
+
+
 def test_embedding_leaders_count_the_datas_own_spacing():
     """Embeddings in 3 tight clusters: 3 leaders at a coarse eps, all of
     them at a fine one; only the first max_embeddings count."""
@@ -213,11 +240,14 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
 
 def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
     """tools/dist_test.sh with 2 gloo processes reports what one process
-    does: k-NN, diversity, usage and the embeddings' leaders."""
+    does: k-NN, diversity, usage and the embeddings' leaders, also when
+    mmengine's sampler pads: 95 samples = 2 ranks x 48 - 1, batches of 16,
+    so rank 1 ends with a repeat of sample 0 that no metric may count."""
     ckpt = save_fresh_checkpoint('gm_dino_vitt_fmnist.py',
                                  tmp_path / 'tiny.pth')
     options = ['--cfg-options'] + SMALL_TEST_OPTIONS + [
-        'test_dataloader.batch_size=16', 'test_evaluator.0.max_embeddings=40']
+        'test_dataloader.dataset.query.indices=31',
+        'test_dataloader.batch_size=16']
     results = []
     for name, launch in (
             ('one', [sys.executable, 'tools/test.py',
@@ -230,7 +260,7 @@ def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
                  env_extra=dict(PORT=str(free_port())))
         results.append(json.loads(out.read_text()))
     one, two = results
-    assert one['prototypes/embedding_count'] == 40
+    assert one['prototypes/embedding_count'] == 95
     assert set(one) == set(two)
     for key in one:
         if key.startswith(('prototypes/', 'knn/')):
