@@ -198,14 +198,22 @@ def test_knn_dataset_tags_and_metainfo(fmnist_root):
 
 
 def test_monitor_hook_logs_unique_while_training(tmp_path, fmnist_root):
+    """It logs exactly prototype_diversity of the current means, after
+    the EM step (means sampled from 16 rows: far from 100 % unique)."""
+    from gmproto_mm.evaluation.functional.diversity import \
+        prototype_diversity
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=16)
+    cfg.model.head.gmm.update(init='sample', init_samples=1)
     cfg.custom_hooks = [dict(type='OnlineEMHook'),
                         dict(type='PrototypeMonitorHook', interval=1)]
     runner = Runner.from_cfg(cfg)
     runner.train()
-    history = runner.message_hub.get_scalar('train/proto_unique@0.1')
-    assert len(history.data[0]) == 2  # both iterations
-    assert 0 < history.current() <= 100
+    expected = prototype_diversity(runner.model.head.gmm.means)
+    assert expected['unique@0.1'] < 10
+    for eps in (0.025, 0.05, 0.1, 0.25, 0.5):
+        history = runner.message_hub.get_scalar(f'train/proto_unique@{eps}')
+        assert len(history.data[0]) == 2  # both iterations
+        assert history.current() == expected[f'unique@{eps}'], eps
 
 
 def test_find_prototype_banks_for_each_head():
