@@ -1,5 +1,6 @@
 """DecoupledGMMHead + OnlineEMHook: contract, Runner-driven updates,
 gradient accumulation and a 2-process gloo run."""
+import math
 import os.path as osp
 import sys
 
@@ -100,7 +101,11 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
     assert int(gmm.num_updates) == 4 // accumulate
     assert not torch.equal(start, gmm.means)
     torch.testing.assert_close(gmm.means.norm(dim=1), torch.ones(1024))
-    assert runner.message_hub.get_scalar('train/em_beta').current() > 0
+    # beta of update t: the config's cosine schedule 0.3 -> 1 over 500
+    betas = runner.message_hub.get_scalar('train/em_beta').data[0].tolist()
+    assert betas == pytest.approx(
+        [1 - 0.7 * (1 + math.cos(math.pi * t / 500)) / 2
+         for t in range(4 // accumulate)], abs=1e-12)
     ckpt = torch.load(osp.join(str(tmp_path), 'epoch_1.pth'),
                       weights_only=False)
     torch.testing.assert_close(ckpt['state_dict']['head.em_bank.gmm.mu'], gmm.means)
