@@ -244,6 +244,14 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
     assert metrics['prototypes/num_prototypes'] == 1024
     assert metrics['prototypes/embedding_count'] == 96  # bank + queries
     assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100
+    # the diversity is the function's on the checkpoint's (teacher) bank
+    from gmproto_mm.evaluation.functional.diversity import \
+        prototype_diversity
+    from gmproto_mm.evaluation.functional.prototype_io import \
+        load_prototypes
+    bank, = load_prototypes(ckpt, copy='teacher').values()
+    for key, value in prototype_diversity(bank).items():
+        assert metrics[f'prototypes/{key}'] == pytest.approx(value), key
 
 
 def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
