@@ -1,6 +1,7 @@
 """Shared fixtures: the repo root, real Fashion-MNIST and small configs."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -62,6 +63,14 @@ SMALL_TEST_OPTIONS = [
     f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}',
     'test_dataloader.num_workers=0'
 ]
+
+
+def free_port() -> int:
+    """A TCP port no process listens on now (the OS picks it), for a
+    torchrun master: fixed ports collide with other runs on the machine."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def save_fresh_checkpoint(config: str, path) -> str:

@@ -36,16 +36,33 @@ def test_config_builds_and_steps(name):
     attach_em_updater(model, 'this test')  # it runs EM below
     log_vars = model.train_step(random_batch(cfg), optim)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values())
-    for _, bank in find_em_banks(model):  # what OnlineEMHook does
+    for name, bank in find_em_banks(model):  # what OnlineEMHook does
         embeds = bank.pop_cached_embeddings()
-        if len(embeds):  # e.g. no patch masked: the hook skips it too
-            bank.gmm.update(embeds)
-        assert torch.isfinite(bank.gmm.means).all()
+        if not len(embeds):  # e.g. no patch masked: the hook skips it too
+            continue
+        bank.gmm.init_samples = 1  # a real EM step, not pooling (K > N)
+        start = bank.gmm.means.clone()
+        bank.gmm.update(embeds)
+        assert bool(bank.gmm.initialized) and \
+            int(bank.gmm.num_updates) == 1, name
+        assert torch.isfinite(bank.gmm.means).all(), name
+        assert not torch.equal(start, bank.gmm.means), name
 
 
 @pytest.mark.parametrize('name', FMNIST_CONFIGS)
 def test_fmnist_config_trains_briefly(name, tmp_path, fmnist_root):
     cfg = small_cfg(name, str(tmp_path), num_images=16, batch_size=8)
     runner = Runner.from_cfg(cfg)
+    banks = find_em_banks(runner.model)
+    assert ('gm_' in name) == bool(banks), 'decoupled configs have banks'
+    for _, bank in banks:
+        bank.gmm.init_samples = 1  # real EM steps on 2 batches, no pooling
     runner.train()
     assert osp.isfile(osp.join(str(tmp_path), 'epoch_1.pth'))
+    for bank_name, bank in banks:  # 2 iterations; a patch bank may skip one
+        assert bool(bank.gmm.initialized), bank_name
+        assert 1 <= int(bank.gmm.num_updates) <= 2, bank_name
+        assert torch.isfinite(bank.gmm.means).all(), bank_name
+        assert torch.isfinite(bank.gmm.variances).all(), bank_name
+    if banks:
+        assert int(banks[0][1].gmm.num_updates) == 2

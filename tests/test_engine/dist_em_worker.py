@@ -1,8 +1,10 @@
 """Run under torchrun by test_online_em_hook.py (not collected by pytest).
 
 Each rank: (1) gathers unequal-size rows with ``all_gather_rows`` and runs
-one EM update on them; (2) trains ``gm_dino_vitt_fmnist`` briefly; then saves
-everything to ``OUT/rank{r}.pth`` for the test to compare.
+one EM update on them; (2) trains ``gm_dino_vitt_fmnist`` briefly with the
+drift check off, recording its own cached embeddings and the rows each EM
+update received; (3) plants drift on rank 1 and calls ``check_sync``; then
+saves everything to ``OUT/rank{r}.pth`` for the test to compare.
 """
 import os
 import sys
@@ -13,8 +15,25 @@ from mmengine.runner import Runner
 
 import gmproto_mm  # noqa: F401
 from gmproto_mm.engine import prepare_cpu_distributed
-from gmproto_mm.engine.hooks import all_gather_rows
+from gmproto_mm.engine.hooks import OnlineEMHook, all_gather_rows
 from gmproto_mm.models import OnlineGaussianMixture
+
+
+def record_bank(bank, local, received) -> None:
+    """Wrap the bank's contract so each call is recorded."""
+    pop, update = bank.pop_cached_embeddings, bank.gmm.update
+
+    def recorded_pop():
+        rows = pop()
+        local.append(rows.clone())
+        return rows
+
+    def recorded_update(x):
+        received.append(x.shape[0])
+        return update(x)
+
+    bank.pop_cached_embeddings = recorded_pop
+    bank.gmm.update = recorded_update
 
 
 def main(config: str, out_dir: str, data_root: str) -> None:
@@ -27,7 +46,8 @@ def main(config: str, out_dir: str, data_root: str) -> None:
     cfg.train_cfg.max_epochs = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
     cfg.model.head.gmm.init_samples = 1  # EM from the first step on
-    cfg.custom_hooks = [dict(type='OnlineEMHook', sync_check_interval=1)]
+    # no drift check: equal banks must come from the gathered update alone
+    cfg.custom_hooks = [dict(type='OnlineEMHook', sync_check_interval=0)]
     runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
 
     rank = torch.distributed.get_rank()
@@ -37,12 +57,28 @@ def main(config: str, out_dir: str, data_root: str) -> None:
     gmm = OnlineGaussianMixture(5, 4, seed=3)
     gmm.update(torch.nn.functional.normalize(gathered.sin(), dim=1))
 
-    runner.train()
     head = runner.model.module.head
+    start = {k: v.clone() for k, v in head.gmm.state_dict().items()}
+    local, received = [], []
+    record_bank(head.em_bank, local, received)
+    runner.train()
+    bank = {k: v.clone() for k, v in head.gmm.state_dict().items()}
+
+    # the repair path: rank 1's means drift; check_sync must see it,
+    # warn, and re-broadcast rank 0; a second check finds them equal
+    hook = next(h for h in runner.hooks if isinstance(h, OnlineEMHook))
+    warnings = []
+    runner.logger.warning = warnings.append
+    if rank == 1:
+        head.gmm.mu[0, 0] += 1e-3
+    drifted = hook.check_sync(runner)
+    repaired = hook.check_sync(runner)
     torch.save(
-        dict(gathered=gathered, gmm=gmm.state_dict(),
-             bank=head.gmm.state_dict(),
-             updates=int(head.gmm.num_updates)),
+        dict(gathered=gathered, gmm=gmm.state_dict(), start=start,
+             bank=bank, local=local, received=received,
+             updates=int(head.gmm.num_updates), drifted=drifted,
+             repaired=repaired, warnings=warnings,
+             after_repair=head.gmm.state_dict()),
         os.path.join(out_dir, f'rank{rank}.pth'))
 
 

@@ -1,5 +1,6 @@
 """DecoupledGMMHead + OnlineEMHook: contract, Runner-driven updates,
 gradient accumulation and a 2-process gloo run."""
+import math
 import os.path as osp
 import sys
 
@@ -10,7 +11,8 @@ from mmengine.runner import Runner
 from gmproto_mm.engine.hooks import all_gather_rows, find_em_banks
 from gmproto_mm.models import OnlineGaussianMixture
 from gmproto_mm.models.utils import attach_em_updater
-from tests.conftest import FMNIST_ROOT, REPO_ROOT, run_tool, small_cfg
+from tests.conftest import (FMNIST_ROOT, REPO_ROOT, free_port, run_tool,
+                            small_cfg)
 from tests.test_models.test_dino import multicrop, tiny_dino
 
 
@@ -103,7 +105,11 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
     assert int(gmm.num_updates) == 4 // accumulate
     assert not torch.equal(start, gmm.means)
     torch.testing.assert_close(gmm.means.norm(dim=1), torch.ones(1024))
-    assert runner.message_hub.get_scalar('train/em_beta').current() > 0
+    # beta of update t: the config's cosine schedule 0.3 -> 1 over 500
+    betas = runner.message_hub.get_scalar('train/em_beta').data[0].tolist()
+    assert betas == pytest.approx(
+        [1 - 0.7 * (1 + math.cos(math.pi * t / 500)) / 2
+         for t in range(4 // accumulate)], abs=1e-12)
     ckpt = torch.load(osp.join(str(tmp_path), 'epoch_1.pth'),
                       weights_only=False)
     torch.testing.assert_close(ckpt['state_dict']['head.em_bank.gmm.mu'], gmm.means)
@@ -120,15 +126,21 @@ def test_interval_and_start_iter(tmp_path, fmnist_root):
     assert runner.model.head.em_bank.pop_cached_embeddings().shape[0] == 0
 
 
-def test_two_gloo_processes_keep_identical_banks(tmp_path, fmnist_root):
-    out = str(tmp_path)
+@pytest.fixture(scope='module')
+def two_rank_run(tmp_path_factory):
+    """dist_em_worker.py under torchrun with 2 gloo processes, once."""
+    out = str(tmp_path_factory.mktemp('dist_em'))
     run_tool([sys.executable, '-m', 'torch.distributed.run',
-              '--nproc_per_node=2', '--master_port=29523',
+              '--nproc_per_node=2', f'--master_port={free_port()}',
               'tests/test_engine/dist_em_worker.py',
               osp.join(REPO_ROOT, 'configs/gm_dino_vitt_fmnist.py'), out,
               FMNIST_ROOT])
-    r0 = torch.load(osp.join(out, 'rank0.pth'), weights_only=False)
-    r1 = torch.load(osp.join(out, 'rank1.pth'), weights_only=False)
+    return [torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
+            for r in (0, 1)]
+
+
+def test_all_gather_rows_over_two_gloo_processes(two_rank_run):
+    r0, r1 = two_rank_run
     # unequal sizes gathered in rank order, identical everywhere
     expected = torch.cat([
         torch.arange(12, dtype=torch.float32).reshape(-1, 4),
@@ -140,10 +152,51 @@ def test_two_gloo_processes_keep_identical_banks(tmp_path, fmnist_root):
     single.update(torch.nn.functional.normalize(expected.sin(), dim=1))
     for key, value in single.state_dict().items():
         assert torch.equal(r0['gmm'][key], value), key
-    # training: 48 images / (2 ranks x 8) = 3 updates, banks bit-identical
+
+
+def test_two_gloo_processes_fit_the_gathered_batch(two_rank_run):
+    """Drift check off: each EM update saw both ranks' rows (2 x 2 global
+    crops x 8 images), and the banks equal, bit for bit, one process's fit
+    on the two ranks' cached rows concatenated in rank order."""
+    from mmengine.config import Config
+    r0, r1 = two_rank_run
+    # training: 48 images / (2 ranks x 8) = 3 updates
     assert r0['updates'] == r1['updates'] == 3
-    for key in r0['bank']:
-        assert torch.equal(r0['bank'][key], r1['bank'][key]), key
+    assert r0['received'] == r1['received'] == [2 * 2 * 8] * 3
+    assert [len(x) for x in r0['local']] == [2 * 8] * 3
+    assert not torch.equal(r0['local'][0], r1['local'][0])  # own data
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/gm_dino_vitt_fmnist.py'))
+    single = OnlineGaussianMixture(cfg.model.head.num_prototypes,
+                                   cfg.model.head.in_channels,
+                                   **dict(cfg.model.head.gmm, init_samples=1))
+    for key, value in single.state_dict().items():
+        assert torch.equal(r0['start'][key], value), key
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as torchrun's workers (OMP_NUM_THREADS=1)
+    try:
+        for rows0, rows1 in zip(r0['local'], r1['local']):
+            single.update(torch.cat([rows0, rows1]))
+    finally:
+        torch.set_num_threads(threads)
+    # bit for bit: the same fp32 ops on the same rows in the same order,
+    # on one thread each, so no reduction is split differently
+    for key, value in single.state_dict().items():
+        assert torch.equal(r0['bank'][key], value), key
+        assert torch.equal(r1['bank'][key], value), key
+    assert not torch.equal(r0['bank']['mu'], r0['start']['mu'])
+
+
+def test_drift_check_warns_and_re_broadcasts_rank_0(two_rank_run):
+    r0, r1 = two_rank_run
+    assert r0['drifted'] is False and r1['drifted'] is False
+    assert r0['repaired'] is True and r1['repaired'] is True
+    for record in (r0, r1):
+        assert len(record['warnings']) == 1
+        assert 'drifted across ranks' in record['warnings'][0]
+    for key in r0['after_repair']:
+        assert torch.equal(r0['after_repair'][key],
+                           r1['after_repair'][key]), key
+        assert torch.equal(r0['after_repair'][key], r0['bank'][key]), key
 
 
 def test_pooled_initialisation_through_the_runner(tmp_path, fmnist_root):

@@ -10,7 +10,7 @@ from mmpretrain.registry import DATASETS, METRICS
 
 from gmproto_mm.engine.hooks import find_prototype_banks
 from gmproto_mm.evaluation.metrics import prototype_classes
-from tests.conftest import (SMALL_TEST_OPTIONS, run_tool,
+from tests.conftest import (SMALL_TEST_OPTIONS, free_port, run_tool,
                             save_fresh_checkpoint, small_cfg)
 
 
@@ -77,6 +77,33 @@ def test_prototype_diversity_metric_planted_duplicates(tmp_path):
     # argmax of the four samples: prototypes 0, 0, 1, 2
     assert json.loads(usage_file.read_text()) == dict(
         counts=[2, 1, 1, 0, 0, 0])
+
+
+def test_prototype_diversity_drops_the_samplers_padding():
+    """mmengine cuts the collected results to the dataset size; a padded
+    repeat (always a process's last sample) must leave no trace: the
+    metric over 4 samples + a repeat of sample 0 equals the one over 4."""
+    protos = torch.eye(3, 4)
+    probs = torch.tensor([[.8, .1, .1], [.2, .7, .1], [.3, .3, .4],
+                          [.1, .8, .1]])
+    samples = [dict(sample([0.], i % 2, 'query', probs[i], protos),
+                    embedding=protos[i % 3], sample_idx=i) for i in range(4)]
+
+    def evaluate(batches, size):
+        metric = METRICS.build(dict(type='PrototypeDiversityMetric',
+                                    thresholds=(0.5, )))
+        metric.dataset_meta = dict(classes=['x', 'y'],
+                                   class_groups=['head', 'tail'])
+        for batch in batches:
+            metric.process(None, batch)
+        return metric.evaluate(size=size)
+
+    plain = evaluate([samples[:2], samples[2:]], 4)
+    padded = evaluate([samples[:3], samples[3:] + samples[:1]], 4)
+    assert padded == plain
+    assert plain['prototypes/soft_perplexity'] != evaluate(
+        [samples[:3], samples[3:] + samples[:1]], 5)[
+            'prototypes/soft_perplexity']  # the repeat would count
 
 
 def test_embedding_leaders_count_the_datas_own_spacing():
@@ -171,14 +198,22 @@ def test_knn_dataset_tags_and_metainfo(fmnist_root):
 
 
 def test_monitor_hook_logs_unique_while_training(tmp_path, fmnist_root):
+    """It logs exactly prototype_diversity of the current means, after
+    the EM step (means sampled from 16 rows: far from 100 % unique)."""
+    from gmproto_mm.evaluation.functional.diversity import \
+        prototype_diversity
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=16)
+    cfg.model.head.gmm.update(init='sample', init_samples=1)
     cfg.custom_hooks = [dict(type='OnlineEMHook'),
                         dict(type='PrototypeMonitorHook', interval=1)]
     runner = Runner.from_cfg(cfg)
     runner.train()
-    history = runner.message_hub.get_scalar('train/proto_unique@0.1')
-    assert len(history.data[0]) == 2  # both iterations
-    assert 0 < history.current() <= 100
+    expected = prototype_diversity(runner.model.head.gmm.means)
+    assert expected['unique@0.1'] < 10
+    for eps in (0.025, 0.05, 0.1, 0.25, 0.5):
+        history = runner.message_hub.get_scalar(f'train/proto_unique@{eps}')
+        assert len(history.data[0]) == 2  # both iterations
+        assert history.current() == expected[f'unique@{eps}'], eps
 
 
 def test_find_prototype_banks_for_each_head():
@@ -209,15 +244,26 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
     assert metrics['prototypes/num_prototypes'] == 1024
     assert metrics['prototypes/embedding_count'] == 96  # bank + queries
     assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100
+    # the diversity is the function's on the checkpoint's (teacher) bank
+    from gmproto_mm.evaluation.functional.diversity import \
+        prototype_diversity
+    from gmproto_mm.evaluation.functional.prototype_io import \
+        load_prototypes
+    bank, = load_prototypes(ckpt, copy='teacher').values()
+    for key, value in prototype_diversity(bank).items():
+        assert metrics[f'prototypes/{key}'] == pytest.approx(value), key
 
 
 def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
     """tools/dist_test.sh with 2 gloo processes reports what one process
-    does: k-NN, diversity, usage and the embeddings' leaders."""
+    does: k-NN, diversity, usage and the embeddings' leaders, also when
+    mmengine's sampler pads: 95 samples = 2 ranks x 48 - 1, batches of 16,
+    so rank 1 ends with a repeat of sample 0 that no metric may count."""
     ckpt = save_fresh_checkpoint('gm_dino_vitt_fmnist.py',
                                  tmp_path / 'tiny.pth')
     options = ['--cfg-options'] + SMALL_TEST_OPTIONS + [
-        'test_dataloader.batch_size=16', 'test_evaluator.0.max_embeddings=40']
+        'test_dataloader.dataset.query.indices=31',
+        'test_dataloader.batch_size=16']
     results = []
     for name, launch in (
             ('one', [sys.executable, 'tools/test.py',
@@ -227,10 +273,10 @@ def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
         out = tmp_path / f'{name}.json'
         run_tool(launch + ['--work-dir', str(tmp_path / name), '--out',
                            str(out)] + options,
-                 env_extra=dict(PORT='29513'))
+                 env_extra=dict(PORT=str(free_port())))
         results.append(json.loads(out.read_text()))
     one, two = results
-    assert one['prototypes/embedding_count'] == 40
+    assert one['prototypes/embedding_count'] == 95
     assert set(one) == set(two)
     for key in one:
         if key.startswith(('prototypes/', 'knn/')):

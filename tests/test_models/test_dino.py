@@ -64,8 +64,25 @@ def test_loss_matches_reference_and_skips_same_view():
                 pairs += 1
     torch.testing.assert_close(got, expected / pairs)
     # center: 0.9 * 0 + 0.1 * mean teacher logits
-    torch.testing.assert_close(loss.center,
-                               0.1 * torch.cat(teacher).mean(0, keepdim=True))
+    center = 0.1 * torch.cat(teacher).mean(0, keepdim=True)
+    torch.testing.assert_close(loss.center, center)
+    # the second call's targets are centred: softmax((t - center) / tau_t)
+    teacher2 = [torch.randn(3, 6) + torch.arange(6.) for _ in range(2)]
+    expected = sum(
+        -(torch.softmax((t - center) / 0.07, -1) *
+          torch.log_softmax(s / 0.1, -1)).sum(-1).mean()
+        for i, t in enumerate(teacher2) for j, s in enumerate(student)
+        if i != j) / pairs
+    uncentred = sum(
+        -(torch.softmax(t / 0.07, -1) *
+          torch.log_softmax(s / 0.1, -1)).sum(-1).mean()
+        for i, t in enumerate(teacher2) for j, s in enumerate(student)
+        if i != j) / pairs
+    assert (expected - uncentred).abs() > 1e-3  # the center matters here
+    torch.testing.assert_close(loss(student, teacher2), expected)
+    torch.testing.assert_close(
+        loss.center, 0.9 * center +
+        0.1 * torch.cat(teacher2).mean(0, keepdim=True))
 
 
 def test_teacher_temperature_warmup():

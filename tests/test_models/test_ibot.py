@@ -1,7 +1,6 @@
 """iBOT: block masks, masked-patch loss, masked ViT, algorithm and configs."""
 import math
 import os
-import socket
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
 from gmproto_mm.models.utils import attach_em_updater, block_masks
-from tests.conftest import small_cfg
+from tests.conftest import free_port, small_cfg
 from tests.test_models.test_dino import multicrop
 
 TINY_VIT = dict(
@@ -160,11 +159,8 @@ def _dist_patch_loss_worker(rank: int, out_dir: str, port: int) -> None:
 def test_patch_loss_center_over_two_ranks(tmp_path):
     """Collectives run on a rank without masked tokens (no hang); the
     center is the mean over the tokens of all ranks."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     torch.multiprocessing.spawn(_dist_patch_loss_worker,
-                                args=(str(tmp_path), port), nprocs=2)
+                                args=(str(tmp_path), free_port()), nprocs=2)
     r0, r1 = (torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1))
     expected = 0.1 * r0['teacher'].mean(0, keepdim=True)
     torch.testing.assert_close(r0['center'], expected)

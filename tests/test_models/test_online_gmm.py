@@ -311,8 +311,9 @@ def test_same_seed_same_data_same_means(init: str) -> None:
 @pytest.mark.parametrize('init', ['kmeans++', 'sample', 'uniform'])
 def test_more_components_than_samples(init: str) -> None:
     x = unit_rows(5, 8, seed=8)
-    gmm = OnlineGaussianMixture(40, 8, init=init)
-    gmm.update(x)
+    gmm = OnlineGaussianMixture(40, 8, init=init, init_samples=5)
+    gmm.update(x)  # 40 means from 5 rows, then one EM step on them
+    assert bool(gmm.initialized) and int(gmm.num_updates) == 1
     mu = gmm.means
     assert torch.isfinite(mu).all()
     torch.testing.assert_close(mu.norm(dim=1), torch.ones(40))
@@ -334,8 +335,9 @@ def test_kmeans_pp_covers_all_clusters_and_single_sample() -> None:
                                 beta_iters=0)
     gmm._initialise(gmm._prepare(x))
     assert ((centres @ gmm.means.T).max(dim=1).values > 0.99).all()
-    single = OnlineGaussianMixture(3, 12)
+    single = OnlineGaussianMixture(3, 12, init_samples=1)
     single.update(x[:1])  # N = 1: zero data variance, clamped
+    assert bool(single.initialized) and int(single.num_updates) == 1
     assert (single.variances >= 1e-4).all()
     assert torch.isfinite(single.means).all()
 

@@ -9,31 +9,68 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from gmproto_mm.datasets import LocalFashionMNIST
-from tests.conftest import REPO_ROOT, SMALL_OPTIONS, run_tool, small_cfg
+from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, free_port, run_tool,
+                            small_cfg)
 
 
-def test_train_then_resume(tmp_path, fmnist_root):
-    work = str(tmp_path / 'work')
-    base = [sys.executable, 'tools/train.py', 'configs/dino_vitt_fmnist.py',
-            '--work-dir', work, '--cfg-options'] + SMALL_OPTIONS
-    run_tool(base + ['train_cfg.max_epochs=1'])
-    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
-    out = run_tool(base[:5] + ['--resume'] + base[5:] +
-                   ['train_cfg.max_epochs=2'])
-    log = out.stdout + out.stderr
-    assert 'resumed epoch: 1' in log
-    assert osp.isfile(osp.join(work, 'epoch_2.pth'))
-    ckpt = torch.load(osp.join(work, 'epoch_2.pth'), weights_only=False)
-    assert ckpt['meta']['epoch'] == 2
-    assert 'head.loss_module.center' in ckpt['state_dict']
+def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path,
+                                                       fmnist_root):
+    """Train 2 epochs of 2 iterations at once, and 1 + --resume 1: the EM
+    state (every GMM buffer, num_updates hence beta), the DINO center, the
+    EM updates after the resume and all weights are the same, bit for bit.
+    The data must repeat too: a fixed seed, drop path off and one loader
+    worker (re-seeded by mmengine each epoch; mmengine does not restore
+    the main process's RNG, which draws the crops with num_workers=0)."""
+    options = SMALL_OPTIONS + [
+        'train_dataloader.dataset.indices=16',
+        'train_dataloader.num_workers=1', 'randomness.seed=0',
+        'model.backbone.drop_path_rate=0.0',
+        'model.head.gmm.init_samples=1']  # EM from the first step on
+
+    def train(work, max_epochs, resume=False, check=True, extra=()):
+        return run_tool([sys.executable, 'tools/train.py',
+                         'configs/gm_dino_vitt_fmnist.py', '--work-dir',
+                         str(tmp_path / work)] + ['--resume'] * resume +
+                        ['--cfg-options'] + options +
+                        [f'train_cfg.max_epochs={max_epochs}', *extra],
+                        check=check)
+
+    def load(work, epoch):
+        return torch.load(tmp_path / work / f'epoch_{epoch}.pth',
+                          weights_only=False)
+
+    train('once', 2)
+    train('twice', 1)
+    out = train('twice', 2, resume=True)
+    assert 'resumed epoch: 1' in out.stdout + out.stderr
+    once, twice = load('once', 2), load('twice', 2)
+    assert twice['meta']['epoch'] == 2
+    state, resumed = once['state_dict'], twice['state_dict']
+    assert set(state) == set(resumed)
+    gmm_keys = [k for k in state if k.startswith('head.em_bank.gmm.')]
+    assert {k.rsplit('.', 1)[1] for k in gmm_keys} == {
+        'pi', 'mu', 'var', 'acc_count', 'acc_sum', 'acc_sq_sum',
+        'num_updates', 'initialized'}
+    assert 'head.loss_module.center' in state
+    for key in state:
+        assert torch.equal(state[key], resumed[key]), key
+    assert int(resumed['head.em_bank.gmm.num_updates']) == 4
+    before = load('twice', 1)['state_dict']
+    assert int(before['head.em_bank.gmm.num_updates']) == 2
+    for key in ('head.em_bank.gmm.mu', 'head.loss_module.center'):
+        assert not torch.equal(before[key], resumed[key]), key
+    # the logged EM statistics of the updates after the resume, and beta
+    scalars = [c['message_hub']['log_scalars'] for c in (once, twice)]
+    for key in ('train/em_beta', 'train/em_log_likelihood'):
+        assert scalars[0][key].data[0][-2:].tolist() == \
+            scalars[1][key].data[0][-2:].tolist(), key
     # resuming under a model the checkpoint does not fit stops, naming why
-    out = run_tool(base[:5] + ['--resume'] + base[5:] +
-                   ['train_cfg.max_epochs=3', 'model.head.num_prototypes=16'],
-                   check=False)
+    out = train('twice', 3, resume=True, check=False,
+                extra=['model.head.num_prototypes=16'])
     assert out.returncode != 0
     assert 'does not fit the model' in out.stderr
     assert 'shape mismatch' in out.stderr
-    assert not osp.isfile(osp.join(work, 'epoch_3.pth'))
+    assert not osp.isfile(tmp_path / 'twice' / 'epoch_3.pth')
 
 
 def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):
@@ -41,7 +78,7 @@ def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):
     out = run_tool(['bash', 'tools/dist_train.sh', 'configs/dino_vitt_fmnist.py',
                     '2', '--work-dir', work, '--cfg-options'] + SMALL_OPTIONS +
                    ['train_cfg.max_epochs=1'],
-                   env_extra=dict(PORT='29511'))
+                   env_extra=dict(PORT=str(free_port())))
     assert 'Epoch(train) [1][2/2]' in out.stdout + out.stderr  # 32 / (2 x 8)
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
 

@@ -96,6 +96,14 @@ class PrototypeDiversityMetric(BaseMetric):
         self._embeddings_kept = 0
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        """Store one result per sample, as mmengine's ``collect_results``
+        expects: it cuts the gathered results to the dataset size, which
+        drops the samples ``DefaultSampler`` repeats to pad the last
+        process. Each sample keeps its argmax and label; the ``(K,)`` sum
+        of the teacher assignments is stored twice per batch only (memory:
+        K may be 65,536): the first sample holds the sum over all but the
+        last, the last sample its own, since a padded sample is always a
+        process's last one."""
         if not data_samples:
             return
         if 'prototype_probs' not in data_samples[0]:
@@ -103,23 +111,24 @@ class PrototypeDiversityMetric(BaseMetric):
                              'in data samples (DINO predict mode)')
         probs = torch.stack([s['prototype_probs'] for s in data_samples])
         probs = probs.float().cpu()
-        result = dict(
-            prob_sum=probs.sum(0), argmax=probs.argmax(1),
-            labels=torch.tensor(
-                [int(s.get('gt_label', -1)) for s in data_samples]))
+        argmax = probs.argmax(1).tolist()
+        results = [dict(argmax=a, label=int(s.get('gt_label', -1)))
+                   for a, s in zip(argmax, data_samples)]
+        if len(results) > 1:
+            results[0]['prob_sum'] = probs[:-1].sum(0)
+        results[-1]['prob_sum'] = probs[-1].clone()
         if not self._bank_stored:  # once per rank: the bank is the same
-            result['prototypes'] = data_samples[0]['prototypes'].float().cpu()
+            results[0]['prototypes'] = \
+                data_samples[0]['prototypes'].float().cpu()
             self._bank_stored = True
         room = self.max_embeddings - self._embeddings_kept
         if room > 0 and 'embedding' in data_samples[0]:
-            kept = data_samples[:room]
-            result['embeddings'] = torch.stack(
-                [s['embedding'] for s in kept]).float().cpu()
-            if all('sample_idx' in s for s in kept):
-                result['embedding_idx'] = torch.tensor(
-                    [int(s['sample_idx']) for s in kept])
-            self._embeddings_kept += len(kept)
-        self.results.append(result)
+            for result, sample in zip(results[:room], data_samples):
+                result['embedding'] = sample['embedding'].float().cpu()
+                if 'sample_idx' in sample:
+                    result['embedding_idx'] = int(sample['sample_idx'])
+            self._embeddings_kept += min(room, len(results))
+        self.results.extend(results)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         self._bank_stored = False  # next evaluation stores them again
@@ -127,19 +136,20 @@ class PrototypeDiversityMetric(BaseMetric):
         prototypes = next(r['prototypes'] for r in results
                           if 'prototypes' in r)
         num_prototypes = prototypes.shape[0]
-        argmax = torch.cat([r['argmax'] for r in results])
+        argmax = torch.tensor([r['argmax'] for r in results])
         metrics = prototype_diversity(prototypes, self.thresholds)
         metrics.update(prototype_usage(
             argmax, num_prototypes,
-            probs=torch.stack([r['prob_sum'] for r in results]).sum(0)))
+            probs=torch.stack([r['prob_sum'] for r in results
+                               if 'prob_sum' in r]).sum(0)))
         metrics['num_prototypes'] = float(num_prototypes)
-        with_embeddings = [r for r in results if 'embeddings' in r]
+        with_embeddings = [r for r in results if 'embedding' in r]
         if with_embeddings:
             metrics.update(self._embedding_leaders(with_embeddings))
         if self.usage_file:
             self._write_usage(argmax, num_prototypes)
         groups = (self.dataset_meta or {}).get('class_groups')
-        labels = torch.cat([r['labels'] for r in results])
+        labels = torch.tensor([r['label'] for r in results])
         if groups and bool((labels >= 0).all()):
             metrics.update(self._per_group(prototypes, argmax, labels,
                                            groups))
@@ -148,11 +158,10 @@ class PrototypeDiversityMetric(BaseMetric):
     def _embedding_leaders(self, results: List[dict]) -> Dict[str, float]:
         """Greedy leaders (counts) among the results' embeddings ``(N, D)``,
         in data order where known, the first ``max_embeddings``."""
-        embeddings = torch.cat([r['embeddings'] for r in results])
+        embeddings = torch.stack([r['embedding'] for r in results])
         if all('embedding_idx' in r for r in results):
-            order = torch.cat([r['embedding_idx'] for r in results]).argsort(
-                stable=True)
-            embeddings = embeddings[order]
+            order = torch.tensor([r['embedding_idx'] for r in results])
+            embeddings = embeddings[order.argsort(stable=True)]
         embeddings = embeddings[:self.max_embeddings]
         num = embeddings.shape[0]
         try:
