@@ -77,7 +77,8 @@ def crop_sizes(pipeline: Sequence[dict]) -> List[int]:
             side = side[0]
         if not isinstance(side, int):
             raise ValueError('every MultiView group needs a square '
-                             f'RandomResizedCrop to size its views; got {group}')
+                             'RandomResizedCrop to size its views; got '
+                             f'{group}')
         sizes += [side] * count
     return sizes
 

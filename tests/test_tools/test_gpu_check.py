@@ -32,6 +32,7 @@ def test_report_has_every_number_target_and_the_environment(report):
     assert report['device']['torch'] == torch.__version__
     assert set(report['stages_s']) == {'joint', 'decoupled', 'resume',
                                        'ibot', 'em', 'distributed'}
+    assert report['errors'] == {}
     assert report['target_values'] == dict(
         iter_ratio_max=1.03, em_ratio_max=4.5, extra_memory_max_gb=0.5,
         elapsed_max_s=300.0)
@@ -127,3 +128,11 @@ def test_random_multi_crop_dataset_follows_the_config_pipeline():
     with pytest.raises(ValueError, match='RandomResizedCrop'):
         crop_sizes([dict(type='MultiView', num_views=2,
                          transforms=[[dict(type='RandomFlip')]])])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA machine')
+def test_full_check_without_cuda_says_to_use_tiny():
+    proc = run_tool([sys.executable, 'tools/analysis/gpu_check.py'],
+                    check=False)
+    assert proc.returncode == 2 and 'no CUDA device' in proc.stderr \
+        and '--tiny' in proc.stderr

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from typing import Callable, Dict, List, Mapping, Optional
 
 import torch
@@ -52,6 +53,7 @@ TARGETS = dict(iter_ratio_max=1.03, em_ratio_max=4.5,
                extra_memory_max_gb=0.5, elapsed_max_s=300.0)
 RECIPE_GPUS = 8  # the gathered N of `dist_train.sh CONFIG 8`
 UNIT_NORM_TOL = 1e-5
+DIST_TIMEOUT_S = 300
 
 
 def _tool(path: str):
@@ -95,8 +97,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                             ('iters', 30, 4)):
         if getattr(args, name) is None:
             setattr(args, name, tiny if args.tiny else gpu)
-        if getattr(args, name) < (0 if name == 'warmup' else 1):
-            parser.error(f'--{name} must be >= 1 (--warmup >= 0)')
+        if getattr(args, name) < dict(batch=1, warmup=0, iters=2)[name]:
+            parser.error('--batch must be >= 1, --warmup >= 0, --iters >= 2'
+                         ' (the checkpoint at iteration warmup + iters must '
+                         'be the only one)')
+    if args.ibot_iters < 1 or args.em_repeats < 1:
+        parser.error('--ibot-iters and --em-repeats must be >= 1')
     args.configs = CONFIGS[mode]
     if not args.tiny and not torch.cuda.is_available() \
             and args.dist_worker is None:
@@ -319,14 +325,21 @@ def dist_check(args: argparse.Namespace, argv: List[str]) -> dict:
         return dict(ran=False, reason='--no-dist')
     if torch.cuda.is_available() and torch.cuda.device_count() < 2:
         return dict(ran=False, reason='one GPU: the NCCL run needs >= 2')
-    out_dir = tempfile.mkdtemp(prefix='dist_', dir=args.work_dir)
+    out_dir = tempfile.mkdtemp(prefix='dist_',
+                               dir=osp.abspath(args.work_dir))
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
            '--nproc_per_node=2', osp.abspath(__file__), *argv,
            '--dist-worker', out_dir]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
+    try:  # a collective that hangs must not hang the check
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=DIST_TIMEOUT_S)
+        error = None if proc.returncode == 0 else \
+            proc.stdout[-2000:] + proc.stderr[-4000:]
+    except subprocess.TimeoutExpired:
+        error = f'no result within {DIST_TIMEOUT_S} s'
+    if error is not None:
         return dict(ran=True, passed=False, command=shlex.join(cmd),
-                    error=(proc.stdout[-2000:] + proc.stderr[-4000:]))
+                    error=error)
     ranks = [torch.load(osp.join(out_dir, f'rank{r}.pth'), weights_only=False)
              for r in range(2)]
     mismatches = state_mismatches(ranks[0]['states'], ranks[1]['states'])
@@ -341,30 +354,69 @@ def dist_check(args: argparse.Namespace, argv: List[str]) -> dict:
 
 
 def targets(result: dict) -> dict:
-    """Pass/fail per target; performance targets count on CUDA only."""
+    """Pass/fail per target; performance targets count on CUDA only. A
+    stage that raised (see ``errors``) fails its targets."""
     cuda = result['device']['type'] == 'cuda'
-    runs, em = result['runs'], result['em']
-    ratio = result['iter_ratio_decoupled_over_joint']
-    peaks = [runs[k]['peak_memory_bytes'] for k in ('joint', 'decoupled')]
+    runs, em = result['runs'], result.get('em') or {}
+    ratio = result.get('iter_ratio_decoupled_over_joint')
+    peaks = [runs.get(k, {}).get('peak_memory_bytes')
+             for k in ('joint', 'decoupled')]
     extra = None if None in peaks else (peaks[1] - peaks[0]) / 2**30
+    em_ratio = em.get('recipe', {}).get('ratio')
     health = [c for run in result['gmm_state'].values() for c in run.values()]
-    dist = result['distributed']
+    complete = len(result['gmm_state']) == 2
+    dist = result.get('distributed') or dict(ran=True)
+
+    def at_most(value, limit):
+        return None if value is None else value <= limit
+
     checks = dict(
-        iter_ratio=(ratio, ratio <= TARGETS['iter_ratio_max'], cuda),
-        em_ratio=(em['recipe']['ratio'],
-                  em['recipe']['ratio'] <= TARGETS['em_ratio_max'], cuda),
-        extra_memory_gb=(extra, None if extra is None else
-                         extra <= TARGETS['extra_memory_max_gb'], cuda),
+        iter_ratio=(ratio, at_most(ratio, TARGETS['iter_ratio_max']), cuda),
+        em_ratio=(em_ratio, at_most(em_ratio, TARGETS['em_ratio_max']),
+                  cuda),
+        extra_memory_gb=(extra, at_most(extra,
+                                        TARGETS['extra_memory_max_gb']), cuda),
         elapsed_s=(result['elapsed_s'],
-                   result['elapsed_s'] <= TARGETS['elapsed_max_s'], cuda),
-        gmm_fp32=(None, all(c['fp32'] for c in health), True),
-        gmm_finite=(None, all(c['finite'] for c in health), True),
-        gmm_unit_norm=(None, all(c['unit_norm'] for c in health), True),
-        resume_bit_identical=(None, result['resume']['bit_identical'], True),
+                   at_most(result['elapsed_s'], TARGETS['elapsed_max_s']),
+                   cuda),
+        gmm_fp32=(None, complete and all(c['fp32'] for c in health), True),
+        gmm_finite=(None, complete and all(c['finite'] for c in health),
+                    True),
+        gmm_unit_norm=(None, complete and all(c['unit_norm'] for c in health),
+                       True),
+        resume_bit_identical=(
+            None, bool((result.get('resume') or {}).get('bit_identical')),
+            True),
         distributed_banks_identical=(
-            None, dist.get('passed') if dist['ran'] else None, dist['ran']))
-    return {name: dict(value=value, passed=ok, counts=counts)
-            for name, (value, ok, counts) in checks.items()}
+            None, bool(dist.get('passed')) if dist['ran'] else None,
+            dist['ran']))
+    out = {name: dict(value=value, passed=ok, counts=counts)
+           for name, (value, ok, counts) in checks.items()}
+    for check in out.values():  # a measurement a crash prevented fails
+        if check['counts'] and check['passed'] is None and cuda:
+            check['passed'] = False
+    return out
+
+
+def print_summary(result: dict) -> None:
+    for name, run in result['runs'].items():
+        peak = run['peak_memory_bytes']
+        print(f'[gpu_check] {name}: median iteration '
+              f'{run["median_iter_s"] * 1e3:.1f} ms, peak memory '
+              + ('n/a (CPU)' if peak is None else f'{peak / 2**30:.2f} GB'))
+    for label, e in (result.get('em') or {}).items():
+        if isinstance(e, dict):
+            print(f'[gpu_check] EM update {e["update_s"] * 1e3:.2f} ms vs '
+                  f'matmul {e["matmul_s"] * 1e3:.2f} ms at K='
+                  f'{e["num_components"]} D={e["dim"]} N={e["batch"]} '
+                  f'({label})')
+    for stage, error in result['errors'].items():
+        print(f'[gpu_check] stage {stage} raised:\n{error}')
+    for name, check in result['targets'].items():
+        value = '' if check['value'] is None else f' {check["value"]:.4g}'
+        verdict = {True: 'pass', False: 'FAIL', None: 'n/a'}[check['passed']]
+        print(f'[gpu_check] {name}:{value} {verdict}'
+              + ('' if check['counts'] else ' (not counted)'))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -374,56 +426,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         dist_worker(args)
         return 0
     os.makedirs(args.work_dir, exist_ok=True)
-    start, stages = time.perf_counter(), {}
-
-    def stage(name: str, began: float) -> None:
-        stages[name] = time.perf_counter() - began
-        print(f'[gpu_check] {name}: {stages[name]:.1f} s', flush=True)
-
-    n = args.warmup + args.iters
-    summary = functools.partial(run_summary, warmup=args.warmup,
-                                iters=args.iters)
-    t = time.perf_counter()
-    runs = dict(joint=train(
-        build_cfg(args, 'joint', osp.join(args.work_dir, 'joint'), n),
-        summary))
-    stage('joint', t)
-
-    t = time.perf_counter()  # one more iteration after the checkpoint
-
-    def decoupled(runner: Runner, timer: StepTimer) -> dict:
-        return dict(summary=summary(runner, timer),
-                    health=gmm_health(runner), states=gmm_states(runner))
-
-    out = train(build_cfg(args, 'decoupled',
-                          osp.join(args.work_dir, 'decoupled'), n + 1,
-                          checkpoint_at=n), decoupled)
-    runs['decoupled'], health = out['summary'], dict(decoupled=out['health'])
-    stage('decoupled', t)
-
-    t = time.perf_counter()
-    resume = resume_check(
-        args, out['states'],
-        osp.join(args.work_dir, 'decoupled', f'iter_{n}.pth'), n)
-    stage('resume', t)
-
-    t = time.perf_counter()
-    out = train(build_cfg(args, 'ibot', osp.join(args.work_dir, 'ibot'),
-                          args.ibot_iters),
-                lambda runner, timer: dict(
-                    summary=run_summary(runner, timer, 0, args.ibot_iters),
-                    health=gmm_health(runner)))
-    runs['ibot'], health['ibot'] = out['summary'], out['health']
-    stage('ibot', t)
-
-    t = time.perf_counter()
-    em = em_check(args)
-    stage('em', t)
-
-    t = time.perf_counter()
-    dist = dist_check(args, argv)
-    stage('distributed', t)
-
     cuda = torch.cuda.is_available()
     result = dict(
         command=shlex.join([sys.executable, *sys.argv]),
@@ -438,23 +440,76 @@ def main(argv: Optional[List[str]] = None) -> int:
                       iters=args.iters, ibot_iters=args.ibot_iters,
                       amp_dtype=args.amp_dtype if cuda else None,
                       gmm_init_samples=1, configs=args.configs),
-        runs=runs,
-        iter_ratio_decoupled_over_joint=runs['decoupled']['median_iter_s'] /
-        runs['joint']['median_iter_s'],
-        em=em, gmm_state=health, resume=resume, distributed=dist,
-        stages_s=stages, elapsed_s=time.perf_counter() - start,
+        runs={}, gmm_state={}, stages_s={}, errors={},
         target_values=TARGETS)
+    start = time.perf_counter()
+
+    def stage(name: str, fn: Callable[[], None]) -> None:
+        """Run one stage; a failure is recorded and the others still run
+        (GPU time is scarce: one crash must not cost the other numbers)."""
+        began = time.perf_counter()
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 -- reported in the JSON, fails
+            result['errors'][name] = traceback.format_exc()
+        result['stages_s'][name] = time.perf_counter() - began
+        print(f'[gpu_check] {name}: {result["stages_s"][name]:.1f} s'
+              + (' (raised)' if name in result['errors'] else ''), flush=True)
+
+    n = args.warmup + args.iters
+    summary = functools.partial(run_summary, warmup=args.warmup,
+                                iters=args.iters)
+    reference = {}
+
+    def joint() -> None:
+        result['runs']['joint'] = train(
+            build_cfg(args, 'joint', osp.join(args.work_dir, 'joint'), n),
+            summary)
+
+    def decoupled() -> None:  # one more iteration after the checkpoint
+        def collect(runner: Runner, timer: StepTimer) -> None:
+            result['runs']['decoupled'] = summary(runner, timer)
+            result['gmm_state']['decoupled'] = gmm_health(runner)
+            reference.update(gmm_states(runner))
+
+        train(build_cfg(args, 'decoupled', osp.join(args.work_dir,
+                                                    'decoupled'), n + 1,
+                        checkpoint_at=n), collect)
+
+    def resume() -> None:
+        result['resume'] = resume_check(
+            args, reference,
+            osp.join(args.work_dir, 'decoupled', f'iter_{n}.pth'), n)
+
+    def ibot() -> None:
+        def collect(runner: Runner, timer: StepTimer) -> None:
+            result['runs']['ibot'] = run_summary(runner, timer, 0,
+                                                 args.ibot_iters)
+            result['gmm_state']['ibot'] = gmm_health(runner)
+
+        train(build_cfg(args, 'ibot', osp.join(args.work_dir, 'ibot'),
+                        args.ibot_iters), collect)
+
+    def em() -> None:
+        result['em'] = em_check(args)
+
+    def distributed() -> None:
+        result['distributed'] = dist_check(args, argv)
+
+    for fn in (joint, decoupled, resume, ibot, em, distributed):
+        stage(fn.__name__, fn)
+    runs = result['runs']
+    if 'joint' in runs and 'decoupled' in runs:
+        result['iter_ratio_decoupled_over_joint'] = \
+            runs['decoupled']['median_iter_s'] / runs['joint']['median_iter_s']
+    result['elapsed_s'] = time.perf_counter() - start
     result['targets'] = targets(result)
-    result['passed'] = all(c['passed'] for c in result['targets'].values()
-                           if c['counts'])
+    result['passed'] = not result['errors'] and all(
+        c['passed'] for c in result['targets'].values() if c['counts'])
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=1)
-    for name, check in result['targets'].items():
-        value = '' if check['value'] is None else f' {check["value"]:.4g}'
-        verdict = {True: 'pass', False: 'FAIL', None: 'n/a'}[check['passed']]
-        print(f'[gpu_check] {name}:{value} {verdict}'
-              + ('' if check['counts'] else ' (not counted)'))
+    print_summary(result)
     print(f'[gpu_check] {"PASSED" if result["passed"] else "FAILED"}; '
           f'wrote {args.out}')
     return 0 if result['passed'] else 1
