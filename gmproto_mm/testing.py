@@ -1,7 +1,12 @@
-"""Random batches shaped like a config's data, for tests and benchmarks."""
+"""Random batches and data sets shaped like a config's data, for tests,
+benchmarks and ``tools/analysis/gpu_check.py``."""
+from typing import List, Sequence
+
 import torch
 from mmengine.config import Config
+from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
+from torch.utils.data import Dataset
 
 
 def random_batch(cfg: Config, batch_size: int = 2,
@@ -37,3 +42,88 @@ def random_batch(cfg: Config, batch_size: int = 2,
               for _ in range(num_local)]
     return dict(inputs=views,
                 data_samples=[DataSample() for _ in range(batch_size)])
+
+
+def crop_sizes(pipeline: Sequence[dict]) -> List[int]:
+    """Side of every view a ``MultiView`` pipeline makes, in view order.
+
+    Each view group's size is the ``scale`` of its first ``*ResizedCrop``
+    transform, repeated ``num_views`` times, e.g. DINO ViT-B's
+    ``[224, 224, 96 x 10]``.
+
+    Args:
+        pipeline (Sequence[dict]): A training pipeline (config dicts).
+
+    Returns:
+        List[int]: One side length per view.
+
+    Raises:
+        ValueError: If the pipeline has no ``MultiView`` transform, or a
+            view group has no square ``*ResizedCrop``.
+    """
+    multi = [t for t in pipeline if t.get('type') == 'MultiView']
+    if not multi:
+        raise ValueError('the pipeline has no MultiView transform: a '
+                         'multi-crop layout needs one (see the DINO configs)')
+    counts = multi[0]['num_views']
+    groups = multi[0]['transforms']
+    if isinstance(counts, int):
+        counts = [counts] * len(groups)
+    sizes = []
+    for count, group in zip(counts, groups):
+        crops = [t for t in group if 'ResizedCrop' in str(t.get('type'))]
+        side = crops[0].get('scale') if crops else None
+        if isinstance(side, (tuple, list)) and len(set(side)) == 1:
+            side = side[0]
+        if not isinstance(side, int):
+            raise ValueError('every MultiView group needs a square '
+                             'RandomResizedCrop to size its views; got '
+                             f'{group}')
+        sizes += [side] * count
+    return sizes
+
+
+@DATASETS.register_module()
+class RandomMultiCropDataset(Dataset):
+    """Random uint8 images in a multi-crop layout, for Runner-driven checks
+    and benchmarks without a data set (e.g. ``tools/analysis/gpu_check.py``).
+
+    Item ``i`` is the same on every call and every process (its generator is
+    seeded with ``seed`` and ``i``), so runs, resumes and ranks see
+    reproducible batches. Items are what ``MultiView`` + ``PackInputs``
+    give: ``dict(inputs=[(C, s, s) per view], data_samples=DataSample())``.
+
+    Args:
+        crop_sizes (Sequence[int]): Side of every view (see
+            :func:`crop_sizes`).
+        channels (int): Image channels. Defaults to 3.
+        length (int): Number of items. Defaults to 64.
+        seed (int): Seed of the images. Defaults to 0.
+    """
+
+    def __init__(self,
+                 crop_sizes: Sequence[int],
+                 channels: int = 3,
+                 length: int = 64,
+                 seed: int = 0) -> None:
+        if not crop_sizes or min(crop_sizes) < 1 or channels < 1 or \
+                length < 1:
+            raise ValueError('crop_sizes must be a non-empty list of sides '
+                             '>= 1, channels and length >= 1; got '
+                             f'{crop_sizes}, {channels}, {length}')
+        self.crop_sizes = [int(s) for s in crop_sizes]
+        self.channels = channels
+        self.length = length
+        self.seed = seed
+        self.metainfo = dict(synthetic=True)  # what the Runner's loops read
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, idx: int) -> dict:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + idx)
+        views = [
+            torch.randint(0, 256, (self.channels, s, s), generator=gen,
+                          dtype=torch.uint8) for s in self.crop_sizes
+        ]
+        return dict(inputs=views, data_samples=DataSample())
