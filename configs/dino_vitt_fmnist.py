@@ -1,6 +1,6 @@
 # Joint DINO baseline, tiny ViT on Fashion-MNIST, on 2 CPU cores: the ViT-B
 # recipe's first epochs (where partial prototype collapse happens, METHOD.md)
-# compressed into ~1500 steps; see "Schedule" below and README "Results".
+# compressed into ~1500 steps; see "Schedule" below and docs/results.md.
 _base_ = ['./_base_/dino_runtime.py', './_base_/schedules/dino_adamw.py']
 
 # ---- data: 2 global crops of 32 px + 4 local crops of 16 px --------------
@@ -73,7 +73,7 @@ model = dict(
 # demo's budget either, and it collapsed both encoders' embeddings to a few
 # dimensions (effective rank 20 at init -> 4.0 joint / 2.8 decoupled after
 # 1500 steps, vs 6.2 / 5.1 here) and cost k-NN accuracy (69.8 / 61.5 vs
-# 75.4 / 73.5 %); see README "Results". Within the recipe's first epochs its
+# 75.4 / 73.5 %); see docs/results.md. Within the recipe's first epochs its
 # weight decay (0.04 -> 0.4 over 400 epochs), teacher temperature (0.04 ->
 # 0.07 over 50) and momentum (0.996) barely move, so they are held or warmed
 # up over 10x this run. max_epochs = 3 is 2811 steps on the full train

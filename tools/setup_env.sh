@@ -20,7 +20,7 @@ if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ] || [ tools/setup_env.sh -nt "$
     PIP=".venv/bin/python -m pip"
     # setuptools < 81: mmengine 0.10.7 resolves `mmpretrain::` configs with pkg_resources
     $PIP install -q --upgrade pip wheel 'setuptools<81'
-    # torch first, with a torchvision that matches it (see README: "Install")
+    # torch first, with a torchvision that matches it (see docs/components.md, "Set-up")
     .venv/bin/python -c "import torch, torchvision" 2>/dev/null || \
         $PIP install -q 'torch==2.14.1' 'torchvision==0.29.1'
     # never both mmcv and mmcv-lite: setup.py picks mmcv when it is present

@@ -21,7 +21,7 @@ Prints how many greedy eps-leaders the teacher embeddings themselves have
 unique@eps (percent of K) every ``--log-every`` steps; ``--out`` also writes
 them to a JSON file (``tools/demo.py`` and ``plot_prototypes.py
 --trajectories`` read it). It isolates the prototype dynamics from the
-encoder's: see README "Results". Example::
+encoder's: see docs/results.md. Example::
 
     python tools/analysis/frozen_encoder_collapse.py \\
         configs/dino_vitt_fmnist.py work_dirs/demo/baseline/epoch_3.pth
