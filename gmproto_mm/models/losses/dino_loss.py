@@ -1,6 +1,6 @@
 """DINO's self-distillation loss with centering and a teacher-temperature
 warm-up (Caron et al., 2021, https://arxiv.org/abs/2104.14294)."""
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from mmengine import dist
 from mmengine.logging import MessageHub
 from mmpretrain.registry import MODELS
+
+from .sinkhorn import sinkhorn
 
 
 def training_progress(by_epoch: bool) -> float:
@@ -45,6 +47,15 @@ class DINOLoss(nn.Module):
         warmup_by_epoch (bool): Unit of the warm-up length. Defaults to True.
         center_momentum (float): Momentum of the running center. Defaults
             to 0.9.
+        teacher_balancing (str): How teacher targets are balanced across
+            prototypes: ``'center'`` (DINO: ``softmax((t - c) / tau_t)``)
+            or ``'sinkhorn'`` (an equal-partition teacher, as DINOv2's
+            ``sinkhorn_knopp_teacher`` and SwAV: Sinkhorn-Knopp on
+            ``exp(t / tau_t)`` over the global batch of all global views,
+            every prototype the same share; the center is still tracked).
+            Defaults to 'center'.
+        sinkhorn_iterations (int): Sinkhorn-Knopp iterations (DINOv2: 3).
+            Defaults to 3.
     """
 
     def __init__(self,
@@ -54,8 +65,19 @@ class DINOLoss(nn.Module):
                  warmup_teacher_temp: float = 0.04,
                  warmup_teacher_temp_epochs: float = 30,
                  warmup_by_epoch: bool = True,
-                 center_momentum: float = 0.9) -> None:
+                 center_momentum: float = 0.9,
+                 teacher_balancing: str = 'center',
+                 sinkhorn_iterations: int = 3) -> None:
         super().__init__()
+        if teacher_balancing not in ('center', 'sinkhorn'):
+            raise ValueError("teacher_balancing must be 'center' or "
+                             f"'sinkhorn', got {teacher_balancing!r}")
+        if isinstance(sinkhorn_iterations, bool) or not isinstance(
+                sinkhorn_iterations, int) or sinkhorn_iterations < 1:
+            raise ValueError('sinkhorn_iterations must be an int >= 1, got '
+                             f'{sinkhorn_iterations!r}')
+        self.teacher_balancing = teacher_balancing
+        self.sinkhorn_iterations = sinkhorn_iterations
         for name, value in (('student_temp', student_temp),
                             ('teacher_temp', teacher_temp),
                             ('warmup_teacher_temp', warmup_teacher_temp)):
@@ -103,14 +125,23 @@ class DINOLoss(nn.Module):
                              f'{len(student_logits)}')
         with torch.autocast(
                 device_type=self.center.device.type, enabled=False):
-            temp = self.current_teacher_temp()
-            targets = [
-                F.softmax((t.detach().float() - self.center) / temp, dim=-1)
-                for t in teacher_logits
-            ]
+            targets = self.teacher_targets(teacher_logits)
             loss = self.cross_view_loss(student_logits, targets)
             self.update_center(teacher_logits)
         return loss
+
+    @torch.no_grad()
+    def teacher_targets(self, teacher_logits: Sequence[torch.Tensor]
+                        ) -> List[torch.Tensor]:
+        """One ``(B, K)`` fp32 target distribution per global view."""
+        temp = self.current_teacher_temp()
+        logits = [t.detach().float() for t in teacher_logits]
+        if self.teacher_balancing == 'center':
+            return [F.softmax((t - self.center) / temp, dim=-1)
+                    for t in logits]
+        # one Sinkhorn over all global views of the global batch
+        codes = sinkhorn(torch.cat(logits), self.sinkhorn_iterations, temp)
+        return list(codes.split([t.shape[0] for t in logits]))
 
     def cross_view_loss(self, student_logits: Sequence[torch.Tensor],
                         targets: Sequence[torch.Tensor]) -> torch.Tensor:
