@@ -127,3 +127,24 @@ def test_long_tailed_groups_reach_json_and_table(capsys):
     row = next(line for line in capsys.readouterr().out.splitlines()
                if line.startswith('unique@0.5_tail'))
     assert row.split()[1:] == ['-', '66.70']
+
+
+def test_untrained_checkpoint_is_where_training_starts(tmp_path):
+    """Initialised as the Runner does (ViT pos_embed drawn, not zeros), the
+    EMA teacher a copy of the student, reproducible from the seed."""
+    import torch
+    demo = _demo_module()
+    config = 'configs/dino_vitt_fmnist.py'
+    paths = [demo.save_untrained_checkpoint(config, str(tmp_path / f'{i}.pth'),
+                                            seed)
+             for i, seed in enumerate((0, 0, 1))]
+    states = [torch.load(p, weights_only=False)['state_dict'] for p in paths]
+    first = states[0]
+    assert first['backbone.pos_embed'].std() > 0.01  # init_weights ran
+    for key, value in first.items():
+        teacher_key = 'teacher.module.' + key
+        if teacher_key in first:
+            assert torch.equal(first[teacher_key], value), key
+    assert all(torch.equal(first[k], states[1][k]) for k in first)
+    assert not torch.equal(first['backbone.pos_embed'],
+                           states[2]['backbone.pos_embed'])
