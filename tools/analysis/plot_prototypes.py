@@ -7,7 +7,8 @@ Writes to ``--out``:
 * ``nn_cosine_hist.png`` -- histogram of each prototype's nearest-neighbour
   cosine similarity, overlaid per bank;
 * ``usage.png`` -- only with ``--usage``: per-prototype assignment counts
-  sorted by rank, with used prototypes and argmax perplexity;
+  sorted by rank, with used prototypes and argmax_perplexity (the name
+  ``tools/test.py`` and the demo use: of the argmax counts);
 * ``frozen_encoder.png`` -- only with ``--trajectories``: unique percentage
   vs prototype step from ``frozen_encoder_collapse.py --out`` files.
 
@@ -218,7 +219,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
             ranked = np.sort(counts[counts > 0])[::-1]  # used ones only
             ax.plot(np.arange(1, ranked.size + 1), ranked,
                     label=f'{name} (used {used}/{counts.size}, '
-                    f'argmax perplexity {ppl:.1f})')
+                    f'argmax_perplexity {ppl:.1f})')
         ax.set_xscale('log')
         ax.set_yscale('log')
         ax.set_xlabel('prototype rank')
