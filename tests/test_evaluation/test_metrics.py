@@ -79,6 +79,41 @@ def test_prototype_diversity_metric_planted_duplicates(tmp_path):
         counts=[2, 1, 1, 0, 0, 0])
 
 
+def test_per_group_diversity_with_duplicates_owned_by_the_tail():
+    """Classes 0, 1 are head, 2 is tail. The tail owns prototypes 4..7,
+    of which 6 and 7 duplicate 4 and 5; the head owns 0..3, all unique
+    (3 also gets one tail sample: the majority owns it). Prototype 8
+    duplicates 0 but is never an argmax: it belongs to no group."""
+    from gmproto_mm.evaluation.functional import prototype_diversity
+    eye = torch.eye(8)
+    protos = torch.cat([eye[:6], eye[4:6] + 1e-4, eye[:1] + 1e-4])  # (9, 8)
+    argmax = [0, 1, 2, 3, 3, 3, 4, 5, 6, 7, 7]
+    labels = [0, 1, 0, 1, 0, 2, 2, 2, 2, 2, 2]
+    probs = torch.nn.functional.one_hot(torch.tensor(argmax), 9).float()
+    samples = [sample([0.], lbl, 'query', probs[i], protos)
+               for i, lbl in enumerate(labels)]
+    metric = METRICS.build(dict(type='PrototypeDiversityMetric',
+                                thresholds=(0.01, 2.5)))
+    metric.dataset_meta = dict(classes=['a', 'b', 'c'],
+                               class_groups=['head', 'head', 'tail'])
+    metric.process(None, samples[:5])
+    metric.process(None, samples[5:])
+    result = metric.evaluate(size=len(samples))
+    assert result['prototypes/owned_head'] == 4
+    assert result['prototypes/owned_tail'] == 4
+    assert result['prototypes/unique@0.01'] == pytest.approx(100 * 6 / 9)
+    assert result['prototypes/unique@0.01_head'] == pytest.approx(100.)
+    assert result['prototypes/unique@0.01_tail'] == pytest.approx(50.)
+    assert result['prototypes/unique@2.5_head'] == pytest.approx(25.)
+    assert result['prototypes/unique@2.5_tail'] == pytest.approx(25.)
+    for group, rows in (('head', [0, 1, 2, 3]), ('tail', [4, 5, 6, 7])):
+        for key, value in prototype_diversity(protos[rows],
+                                              (0.01, 2.5)).items():
+            if key.startswith('unique'):
+                assert result[f'prototypes/{key}_{group}'] == \
+                    pytest.approx(value), (group, key)
+
+
 def test_prototype_diversity_drops_the_samplers_padding():
     """mmengine cuts the collected results to the dataset size; a padded
     repeat (always a process's last sample) must leave no trace: the
