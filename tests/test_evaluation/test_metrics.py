@@ -79,6 +79,41 @@ def test_prototype_diversity_metric_planted_duplicates(tmp_path):
         counts=[2, 1, 1, 0, 0, 0])
 
 
+def test_per_group_diversity_with_duplicates_owned_by_the_tail():
+    """Classes 0, 1 are head, 2 is tail. The tail owns prototypes 4..7,
+    of which 6 and 7 duplicate 4 and 5; the head owns 0..3, all unique
+    (3 also gets one tail sample: the majority owns it). Prototype 8
+    duplicates 0 but is never an argmax: it belongs to no group."""
+    from gmproto_mm.evaluation.functional import prototype_diversity
+    eye = torch.eye(8)
+    protos = torch.cat([eye[:6], eye[4:6] + 1e-4, eye[:1] + 1e-4])  # (9, 8)
+    argmax = [0, 1, 2, 3, 3, 3, 4, 5, 6, 7, 7]
+    labels = [0, 1, 0, 1, 0, 2, 2, 2, 2, 2, 2]
+    probs = torch.nn.functional.one_hot(torch.tensor(argmax), 9).float()
+    samples = [sample([0.], lbl, 'query', probs[i], protos)
+               for i, lbl in enumerate(labels)]
+    metric = METRICS.build(dict(type='PrototypeDiversityMetric',
+                                thresholds=(0.01, 2.5)))
+    metric.dataset_meta = dict(classes=['a', 'b', 'c'],
+                               class_groups=['head', 'head', 'tail'])
+    metric.process(None, samples[:5])
+    metric.process(None, samples[5:])
+    result = metric.evaluate(size=len(samples))
+    assert result['prototypes/owned_head'] == 4
+    assert result['prototypes/owned_tail'] == 4
+    assert result['prototypes/unique@0.01'] == pytest.approx(100 * 6 / 9)
+    assert result['prototypes/unique@0.01_head'] == pytest.approx(100.)
+    assert result['prototypes/unique@0.01_tail'] == pytest.approx(50.)
+    assert result['prototypes/unique@2.5_head'] == pytest.approx(25.)
+    assert result['prototypes/unique@2.5_tail'] == pytest.approx(25.)
+    for group, rows in (('head', [0, 1, 2, 3]), ('tail', [4, 5, 6, 7])):
+        for key, value in prototype_diversity(protos[rows],
+                                              (0.01, 2.5)).items():
+            if key.startswith('unique'):
+                assert result[f'prototypes/{key}_{group}'] == \
+                    pytest.approx(value), (group, key)
+
+
 def test_prototype_diversity_drops_the_samplers_padding():
     """mmengine cuts the collected results to the dataset size; a padded
     repeat (always a process's last sample) must leave no trace: the
@@ -225,15 +260,74 @@ def test_find_prototype_banks_for_each_head():
     assert list(decoupled) == ['head']
 
 
+def planted_checkpoint(config: str, path) -> torch.Tensor:
+    """Save the fresh model of ``configs/<config>`` with a non-trivial
+    prototype bank: for a decoupled model, GMM means 512..1023 are copies
+    of means 0..511 moved by growing noise (norm 0 to 0.2), so unique@eps
+    falls well below 100 % and differs between the thresholds. Return the
+    bank the checkpoint holds (the teacher's, as the metric reads it)."""
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+
+    from gmproto_mm.evaluation.functional.prototype_io import \
+        prototypes_from_state_dict
+    from tests.conftest import REPO_ROOT
+    model = MODELS.build(Config.fromfile(f'{REPO_ROOT}/configs/{config}')
+                         .model)
+    if hasattr(model.head, 'gmm'):
+        mu = model.head.gmm.mu
+        # not seed 0: that is the seed of the means themselves
+        gen = torch.Generator().manual_seed(1234)
+        noise = torch.nn.functional.normalize(
+            torch.randn(512, mu.shape[1], generator=gen), dim=1)
+        scale = torch.linspace(0, 0.2, 512)[:, None]
+        mu[512:] = torch.nn.functional.normalize(mu[:512] + scale * noise,
+                                                 dim=1)
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    bank, = prototypes_from_state_dict(model.state_dict(),
+                                       copy='teacher').values()
+    return bank
+
+
+def model_features(config: str, ckpt: str, options) -> tuple:
+    """The checkpoint's model in predict mode on the same bank and query
+    images as tools/test.py: (features, labels, splits)."""
+    from mmengine.config import Config, DictAction
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS
+    from tests.conftest import REPO_ROOT
+    cfg = Config.fromfile(f'{REPO_ROOT}/configs/{config}')
+    cfg.merge_from_dict({
+        k: DictAction._parse_iterable(v)
+        for k, v in (o.split('=', 1) for o in options)})
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, ckpt, map_location='cpu')
+    model.eval()
+    feats, labels, splits = [], [], []
+    for batch in Runner.build_dataloader(cfg.test_dataloader):
+        for out in model.test_step(batch):
+            feats.append(out.backbone_feat)
+            labels.append(int(out.gt_label))
+            splits.append(out.knn_split)
+    return torch.stack(feats), torch.tensor(labels), splits
+
+
 @pytest.mark.parametrize('config', ['dino_vitt_fmnist.py',
                                     'gm_dino_vitt_fmnist.py'])
 def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
                                                     fmnist_root):
-    ckpt = save_fresh_checkpoint(config, tmp_path / 'tiny.pth')
+    """tools/test.py's numbers are the functions applied to the
+    checkpoint: diversity of its bank (planted duplicates for the
+    decoupled model) and the weighted k-NN of the model's own features."""
+    from gmproto_mm.evaluation.functional import (prototype_diversity,
+                                                  weighted_knn_predict)
+    ckpt = str(tmp_path / 'tiny.pth')
+    bank = planted_checkpoint(config, ckpt)
     out = str(tmp_path / 'metrics.json')
+    options = SMALL_TEST_OPTIONS + ['test_dataloader.batch_size=32']
     run_tool([sys.executable, 'tools/test.py', f'configs/{config}', ckpt,
               '--work-dir', str(tmp_path), '--out', out, '--cfg-options'] +
-             SMALL_TEST_OPTIONS + ['test_dataloader.batch_size=32'])
+             options)
     with open(out) as f:
         metrics = json.load(f)
     for key in ('prototypes/unique@0.025', 'prototypes/components@0.5',
@@ -243,15 +337,24 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
         assert key in metrics, key
     assert metrics['prototypes/num_prototypes'] == 1024
     assert metrics['prototypes/embedding_count'] == 96  # bank + queries
-    assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100
     # the diversity is the function's on the checkpoint's (teacher) bank
-    from gmproto_mm.evaluation.functional.diversity import \
-        prototype_diversity
-    from gmproto_mm.evaluation.functional.prototype_io import \
-        load_prototypes
-    bank, = load_prototypes(ckpt, copy='teacher').values()
-    for key, value in prototype_diversity(bank).items():
+    expected = prototype_diversity(bank)
+    for key, value in expected.items():
         assert metrics[f'prototypes/{key}'] == pytest.approx(value), key
+    if config.startswith('gm_'):  # planted: far from 100 %, eps-dependent
+        assert expected['unique@0.5'] == 50.0  # every copy a duplicate
+        assert expected['unique@0.1'] == 75.0  # the copies moved < 0.1
+        assert expected['unique@0.025'] > expected['unique@0.1']
+    # k-NN: weighted_knn_predict on the model's predict-mode features
+    feats, labels, splits = model_features(config, ckpt, options)
+    is_bank = torch.tensor([s == 'bank' for s in splits])
+    assert int(is_bank.sum()) == 64 and len(splits) == 96
+    scores = weighted_knn_predict(feats[~is_bank], feats[is_bank],
+                                  labels[is_bank], 10, k=20,
+                                  temperature=0.07)
+    top1 = 100.0 * (scores.argmax(1) == labels[~is_bank]).float().mean()
+    assert metrics['knn/top1'] == pytest.approx(float(top1))
+    assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100
 
 
 def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
