@@ -51,6 +51,12 @@ def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
     assert stats['knn/top1']['std'] == statistics.stdev(knn)
     assert (out.parent / 'knn_vs_used.png').stat().st_size > 1000
 
+    table = run_tool([sys.executable, 'tools/analysis/seed_study.py',
+                      '--markdown', '--out', str(out)]).stdout
+    row = next(line for line in table.splitlines() if CONFIG in line)
+    assert f'{statistics.fmean(knn):.2f} ± {statistics.stdev(knn):.2f}' \
+        in row and '| 0,1 |' in row
+
     again = run_tool(args + [])  # same variant and seeds: nothing to do
     assert 'seed_study: 0 runs to do, 2 in' in again.stdout
     assert json.loads(out.read_text())['runs'] == runs

@@ -34,7 +34,7 @@ PLOT_X, PLOT_Y = 'prototypes/used_prototypes', 'knn/top1'
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument('configs', nargs='+', help='config files')
+    parser.add_argument('configs', nargs='*', help='config files')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         metavar='KEY=VALUE',
@@ -48,6 +48,9 @@ def parse_args() -> argparse.Namespace:
                         help='k-NN queries (0 = all 10,000)')
     parser.add_argument('--out', default='docs/seed_study/results.json')
     parser.add_argument('--work-dir', default='work_dirs/seed_study')
+    parser.add_argument('--markdown', action='store_true',
+                        help='print the summary of --out as a markdown table '
+                        'and exit (no training)')
     return parser.parse_args()
 
 
@@ -160,9 +163,43 @@ def plot(path: str, runs: List[dict]) -> str:
     return out
 
 
+# the table's columns: (metric, header, decimals)
+TABLE = (('knn/top1', 'k-NN top-1 (%)', 2),
+         ('prototypes/used_prototypes', 'used', 1),
+         ('prototypes/argmax_perplexity', 'argmax ppl', 1),
+         ('prototypes/soft_perplexity', 'soft ppl', 1),
+         ('prototypes/unique@0.1', 'unique@0.1 (%)', 2),
+         ('monitor/min_unique@0.1', 'min while training @0.1', 2),
+         ('prototypes/unique@0.5', 'unique@0.5 (%)', 2),
+         ('prototypes/embedding_leaders@0.1', 'data leaders @0.1', 0),
+         ('prototypes/embedding_leaders@0.5', 'data leaders @0.5', 0))
+
+
+def markdown_table(summary: Dict[str, dict]) -> str:
+    """Mean +- std per variant (one row each) as a markdown table."""
+    lines = ['| variant | seeds | ' + ' | '.join(h for _, h, _ in TABLE) +
+             ' |', '|---|---|' + '---:|' * len(TABLE)]
+    for key, stats in summary.items():
+        cells = []
+        for name, _, digits in TABLE:
+            if name not in stats:
+                cells.append('–')
+                continue
+            mean, std = stats[name]['mean'], stats[name]['std']
+            cells.append(f'{mean:.{digits}f} ± {std:.{digits}f}')
+        seeds = ','.join(str(s) for s in stats['seeds'])
+        lines.append(f'| `{key}` | {seeds} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def main() -> None:
     args = parse_args()
     os.chdir(ROOT)
+    if args.markdown:
+        print(markdown_table(summarise(load_runs(args.out))))
+        return
+    if not args.configs:
+        sys.exit('seed_study: give at least one config (or --markdown)')
     budget = dict(epochs=args.epochs, train_images=args.train_images,
                   bank_images=args.bank_images,
                   query_images=args.query_images)
