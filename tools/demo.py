@@ -92,18 +92,21 @@ def run(cmd: List[str]) -> None:
         sys.exit(f'demo: step failed ({proc.returncode}): {" ".join(cmd)}')
 
 
-def iteration_times(work_dir: str) -> List[float]:
-    """Seconds per training iteration from mmengine's scalars.json."""
+def training_records(work_dir: str) -> List[dict]:
+    """The logged records of the last training run in ``work_dir``
+    (mmengine's ``<timestamp>/vis_data/scalars.json``; evaluation runs of
+    tools/test.py write none)."""
     runs = sorted(d for d in os.listdir(work_dir)
                   if osp.isfile(osp.join(work_dir, d, 'vis_data',
                                          'scalars.json')))
-    times = []
     with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
-        for line in f:
-            record = json.loads(line)
-            if 'loss' in record and 'time' in record:
-                times.append(record['time'])
-    return times
+        return [json.loads(line) for line in f]
+
+
+def iteration_times(work_dir: str) -> List[float]:
+    """Seconds per training iteration from mmengine's scalars.json."""
+    return [r['time'] for r in training_records(work_dir)
+            if 'loss' in r and 'time' in r]
 
 
 def train_and_evaluate(config: str, model_dir: str, *, seed: int,

@@ -25,7 +25,7 @@ from typing import Dict, List
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, TOOLS)
-from demo import ROOT, train_and_evaluate  # noqa: E402
+from demo import ROOT, train_and_evaluate, training_records  # noqa: E402
 
 # the measures of METHOD.md: k-NN, usage, uniqueness, embedding spread
 PLOT_X, PLOT_Y = 'prototypes/used_prototypes', 'knn/top1'
@@ -72,13 +72,7 @@ def training_log(work_dir: str) -> dict:
     iteration and, per logged ``proto_unique@<eps>``
     (``PrototypeMonitorHook``), its minimum over training as
     ``monitor/min_unique@<eps>``."""
-    runs = sorted(d for d in os.listdir(work_dir)
-                  if osp.isfile(osp.join(work_dir, d, 'vis_data',
-                                         'scalars.json')))
-    # the first timestamped folder with scalars is training's; tools/test.py
-    # adds one for evaluation later
-    with open(osp.join(work_dir, runs[0], 'vis_data', 'scalars.json')) as f:
-        records = [json.loads(line) for line in f]
+    records = training_records(work_dir)
     steps = max(r.get('step', 0) for r in records)
     minima: Dict[str, float] = {}
     for record in records:
