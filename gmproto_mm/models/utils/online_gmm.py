@@ -30,7 +30,12 @@ _RESP_LOG_FLOOR = -40.0
 _RESP_FLOOR = math.exp(_RESP_LOG_FLOOR)
 _FEAT_FLOOR = 1e-12
 _EXP_LOG_FLOOR = -87.0  # exp(-87) is still a normal fp32 number
-_LOG_LIK_ROWS = 64  # rows of the logged log-likelihood while beta < 1
+_LOG_LIK_ROWS = 64
+# A component is idle (reseed_idle) while its accumulated count exceeds the
+# prior by less than this: under half a row of responsibility in all.
+# Exact equality would be fragile: in the annealed E-step far components
+# get masses of ~1e-15, which move the count but not the mean.
+_IDLE_MASS = 0.5  # rows of the logged log-likelihood while beta < 1
 _INITS = ('kmeans++', 'sample', 'uniform')
 _SCHEDULES = ('cosine', 'linear')
 
@@ -137,9 +142,10 @@ class OnlineGaussianMixture(nn.Module):
         seed (int): Seed of the initialisation. Defaults to 0.
         reseed_idle (int): Our option, off by default (0): before each EM
             step from update ``reseed_start`` on, move up to this many idle
-            components -- those whose ``acc_count`` is still exactly
-            ``prior_count``, i.e. that never received responsibility mass
-            since their (re)initialisation -- onto random rows of the
+            components -- those whose ``acc_count`` exceeds ``prior_count``
+            by less than half a row, i.e. that received less than half a
+            row of responsibility mass in all since their
+            (re)initialisation -- onto random rows of the
             batch (plus ``init_noise``), with the batch variance and the
             prior statistics, as scikit-learn's ``MiniBatchKMeans``
             reassigns centres that receive no data. Components that once
@@ -473,7 +479,8 @@ class OnlineGaussianMixture(nn.Module):
         """
         if not self.reseed_idle or int(self.num_updates) < self.reseed_start:
             return 0
-        idle = torch.nonzero(self.acc_count == self.prior_count).squeeze(1)
+        idle = torch.nonzero(
+            self.acc_count < self.prior_count + _IDLE_MASS).squeeze(1)
         if idle.numel() == 0:
             return 0
         K, D = idle.numel(), self.dim
