@@ -87,3 +87,32 @@ def test_reseed_is_deterministic_and_resumes_exactly() -> None:
 def test_bad_reseed_arguments(kwargs, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         OnlineGaussianMixture(4, 3, **kwargs)
+
+
+def test_reseed_kmeans_pp_starts_where_the_data_is_not_covered() -> None:
+    """A third of the rows sit on an active mean (e0), two thirds in two
+    clusters far from every mean (e1, e2): continued k-means++ puts the two
+    re-seeded components one on each uncovered cluster; random picks (same
+    seed) do not."""
+    gen = torch.Generator().manual_seed(0)
+    eye = torch.eye(4)
+    x = torch.cat([clustered(eye[i:i + 1], 32, 0.02, gen) for i in range(3)])
+    covered = {}
+    for pick in ('random', 'kmeans++'):
+        gmm = OnlineGaussianMixture(9, 4, init='uniform', reseed_idle=2,
+                                    reseed_pick=pick, beta_iters=0)
+        gmm.update(x[:32])  # initialise
+        gmm.mu[0] = eye[0]
+        gmm.acc_count.fill_(gmm.prior_count)  # all idle but component 0
+        gmm.acc_count[0] += 10.0
+        before = gmm.mu.clone()
+        assert gmm._reseed_idle(x) == 2  # the move alone, before its EM step
+        moved = gmm.mu[(gmm.mu - before).norm(dim=1) > 0]
+        covered[pick] = sorted(int((m @ eye[:3].T).argmax()) for m in moved)
+    assert covered['kmeans++'] == [1, 2]
+    assert covered['random'] != [1, 2]
+
+
+def test_bad_reseed_pick() -> None:
+    with pytest.raises(ValueError, match='reseed_pick'):
+        OnlineGaussianMixture(4, 3, reseed_pick='far')

@@ -38,6 +38,7 @@ _LOG_LIK_ROWS = 64
 _IDLE_MASS = 0.5  # rows of the logged log-likelihood while beta < 1
 _INITS = ('kmeans++', 'sample', 'uniform')
 _SCHEDULES = ('cosine', 'linear')
+_RESEED_PICKS = ('random', 'kmeans++')
 
 
 class _IeeeFp32Matmul:
@@ -154,6 +155,12 @@ class OnlineGaussianMixture(nn.Module):
             every rank and after a resume. Defaults to 0.
         reseed_start (int): First update that may re-seed (>= 0). Defaults
             to 0.
+        reseed_pick (str): Which batch rows re-seeded components start on:
+            ``'random'`` (uniform, as ``MiniBatchKMeans``) or ``'kmeans++'``
+            (k-means++ continued from the current means: a row is drawn with
+            probability proportional to ``1 - max cos`` to the means and to
+            the rows already drawn, so new components start where the data
+            is least covered, not on top of a mean). Defaults to 'random'.
     """
 
     pi: Tensor
@@ -182,7 +189,8 @@ class OnlineGaussianMixture(nn.Module):
                  prior_count: float = 1.0,
                  seed: int = 0,
                  reseed_idle: int = 0,
-                 reseed_start: int = 0) -> None:
+                 reseed_start: int = 0,
+                 reseed_pick: str = 'random') -> None:
         super().__init__()
         _check_int('num_components', num_components, 1)
         _check_int('dim', dim, 1)
@@ -204,6 +212,9 @@ class OnlineGaussianMixture(nn.Module):
         if not (min_var > 0.0 and math.isfinite(min_var)):
             raise ValueError(
                 f'min_var must be a finite number > 0, got {min_var!r}')
+        if reseed_pick not in _RESEED_PICKS:
+            raise ValueError(f'reseed_pick must be one of {_RESEED_PICKS}, '
+                             f'got {reseed_pick!r}')
         if init not in _INITS:
             raise ValueError(f'init must be one of {_INITS}, got {init!r}')
         if not (init_noise >= 0.0 and math.isfinite(init_noise)):
@@ -226,6 +237,7 @@ class OnlineGaussianMixture(nn.Module):
         self.seed = seed
         self.reseed_idle = reseed_idle
         self.reseed_start = reseed_start
+        self.reseed_pick = reseed_pick
         self.init_samples = num_components if init_samples is None \
             else init_samples
         self._init_pool: List[Tensor] = []  # rows awaiting initialisation
@@ -488,8 +500,13 @@ class OnlineGaussianMixture(nn.Module):
             self.seed * 1_000_003 + int(self.num_updates))
         count = min(self.reseed_idle, K)
         which = idle.cpu()[torch.randperm(K, generator=gen)[:count]]
-        rows = _sample_indices(x.shape[0], count, gen)
-        mu = x.cpu()[rows]
+        data = x.cpu()
+        if self.reseed_pick == 'kmeans++':
+            nearest = (data @ self.mu.cpu().T).amax(dim=1)  # (N,) cos
+            rows = _kmeans_pp_indices(data, count, gen, start=nearest)
+        else:
+            rows = _sample_indices(x.shape[0], count, gen)
+        mu = data[rows]
         if self.init_noise > 0:
             mu.add_(torch.randn(count, D, generator=gen),
                     alpha=self.init_noise / math.sqrt(D))
@@ -650,7 +667,10 @@ def _sample_indices(n: int, k: int, gen: torch.Generator) -> Tensor:
                       for _ in range(reps)])[:k]
 
 
-def _kmeans_pp_indices(x: Tensor, k: int, gen: torch.Generator) -> Tensor:
+def _kmeans_pp_indices(x: Tensor,
+                       k: int,
+                       gen: torch.Generator,
+                       start: Optional[Tensor] = None) -> Tensor:
     """k-means++ seeding on unit-norm rows with the cosine distance.
 
     The next centre is drawn with probability proportional to
@@ -662,6 +682,9 @@ def _kmeans_pp_indices(x: Tensor, k: int, gen: torch.Generator) -> Tensor:
         x (Tensor): Unit-norm rows of shape ``(N, D)`` (CPU).
         k (int): Number of centres.
         gen (torch.Generator): CPU generator.
+        start (Tensor, optional): ``(N,)`` cosine of each row to existing
+            centres (continue a seeding: every centre drawn here is new);
+            None starts from a uniformly drawn row. Defaults to None.
 
     Returns:
         Tensor: Row indices of shape ``(k,)``.
@@ -677,8 +700,12 @@ def _kmeans_pp_indices(x: Tensor, k: int, gen: torch.Generator) -> Tensor:
         # distance rounds above 0 with fp32-normalised rows, count as 0.
         return torch.nn.functional.threshold(1.0 - cos, 1e-6, 0.0)
 
-    chosen = [int(torch.randint(n, (1, ), generator=gen))]
-    dist = distance_to(chosen[0])
+    if start is None:
+        chosen = [int(torch.randint(n, (1, ), generator=gen))]
+        dist = distance_to(chosen[0])
+    else:
+        chosen = []
+        dist = torch.nn.functional.threshold(1.0 - start.double(), 1e-6, 0.0)
     while len(chosen) < k:
         if not float(dist.sum()) > 0.0:  # every distinct row is chosen
             break
