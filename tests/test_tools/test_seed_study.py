@@ -1,11 +1,13 @@
 """tools/analysis/seed_study.py on a tiny budget: every run's metrics as
 tools/test.py reports them, the training log's monitored minima, mean / std
 per variant, the plot, and a second call that skips what is done."""
+import importlib.util
 import json
 import statistics
 import sys
+from pathlib import Path
 
-from tests.conftest import run_tool
+from tests.conftest import REPO_ROOT, run_tool
 
 TINY = ['--epochs', '1', '--train-images', '128', '--bank-images', '64',
         '--query-images', '32']
@@ -36,13 +38,13 @@ def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
                     'monitor/min_unique@0.025'):
             assert key in metrics, key
         # the metrics are tools/test.py's own file, unchanged
+        assert run['work_dir'].startswith(str(tmp_path / 'runs'))
         saved = json.loads(
-            (tmp_path / 'runs' / f'gm_dino_vitt_fmnist_'
-             'default_hooks.logger.interval-1_custom_hooks.1.interval-1_'
-             f'seed{run["seed"]}' / 'metrics.json').read_text())
+            (Path(run['work_dir']) / 'metrics.json').read_text())
         assert {k: metrics[k] for k in saved} == saved
-    # seeds differ, so the runs do too
+    # seeds differ, so the runs (and their folders) do too
     assert runs[0]['metrics'] != runs[1]['metrics']
+    assert runs[0]['work_dir'] != runs[1]['work_dir']
     (variant, stats), = study['summary'].items()
     assert variant.startswith(CONFIG + ' ' + ' '.join(OPTIONS))
     assert stats['seeds'] == [0, 1]
@@ -60,3 +62,22 @@ def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
     again = run_tool(args + [])  # same variant and seeds: nothing to do
     assert 'seed_study: 0 runs to do, 2 in' in again.stdout
     assert json.loads(out.read_text())['runs'] == runs
+
+
+def test_run_dirs_differ_for_variants_with_a_common_prefix():
+    """Folder names stay apart where the options agree for a long stretch
+    (or only the budget differs)."""
+    sys.path.insert(0, str(Path(REPO_ROOT) / 'tools'))
+    spec = importlib.util.spec_from_file_location(
+        'seed_study', Path(REPO_ROOT) / 'tools/analysis/seed_study.py')
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    common = ['model.head.gmm.reseed_idle=4'] * 5
+    budget = dict(study.DEFAULT_BUDGET)
+    tasks = [dict(config=CONFIG, options=common + [last], seed=0,
+                  budget=budget) for last in ('a=1', 'a=2')]
+    tasks.append(dict(tasks[0], budget=dict(budget, epochs=1)))
+    dirs = {study.run_dir('wd', t) for t in tasks}
+    assert len(dirs) == 3
+    assert all(d.startswith('wd/gm_dino_vitt_fmnist_') and
+               d.endswith('_seed0') for d in dirs)

@@ -15,6 +15,7 @@ Writes ``--out`` (default ``docs/seed_study/results.json``) and, next to
 it, ``knn_vs_used.png``.
 """
 import argparse
+import hashlib
 import json
 import os
 import os.path as osp
@@ -81,6 +82,17 @@ def training_log(work_dir: str) -> dict:
                 name = 'monitor/min_unique@' + key.split('@', 1)[1]
                 minima[name] = min(value, minima.get(name, value))
     return dict(steps=steps, monitor=minima)
+
+
+def run_dir(work_dir: str, task: dict) -> str:
+    """``<config>_<digest>_seed<n>``: the digest (of config, options and
+    budget) keeps variants whose names agree in their first characters
+    apart."""
+    name = osp.splitext(osp.basename(task['config']))[0]
+    variant = json.dumps([task['config'], task['options'], task['budget']],
+                         sort_keys=True)
+    digest = hashlib.sha1(variant.encode()).hexdigest()[:10]
+    return osp.join(work_dir, f'{name}_{digest}_seed{task["seed"]}')
 
 
 def run_key(run: dict) -> tuple:
@@ -210,16 +222,13 @@ def main() -> None:
           flush=True)
     start = time.time()
     for i, task in enumerate(todo, 1):
-        name = osp.splitext(osp.basename(task['config']))[0]
-        tag = '_'.join([name, *[o.replace('=', '-').replace('/', '-')
-                                for o in task['options']]])[:120]
-        model_dir = osp.join(args.work_dir, f'{tag}_seed{task["seed"]}')
+        model_dir = run_dir(args.work_dir, task)
         label = f'[{i}/{len(todo)}] {variant_key(task)} seed {task["seed"]}'
         out = train_and_evaluate(
             task['config'], model_dir, seed=task['seed'],
             options=task['options'], label=label, **budget)
         log = training_log(model_dir)
-        runs.append(dict(task, steps=log['steps'],
+        runs.append(dict(task, work_dir=model_dir, steps=log['steps'],
                          train_s=round(out['train_s'], 1),
                          metrics={**out['metrics'], **log['monitor']}))
         write(args.out, runs)
