@@ -106,7 +106,7 @@ def test_reseed_kmeans_pp_starts_where_the_data_is_not_covered() -> None:
         gmm.acc_count.fill_(gmm.prior_count)  # all idle but component 0
         gmm.acc_count[0] += 10.0
         before = gmm.mu.clone()
-        assert gmm._reseed_idle(x) == 2  # the move alone, before its EM step
+        assert gmm._reseed_idle(x, torch.Generator()) == 2  # the move alone
         moved = gmm.mu[(gmm.mu - before).norm(dim=1) > 0]
         covered[pick] = sorted(int((m @ eye[:3].T).argmax()) for m in moved)
     assert covered['kmeans++'] == [1, 2]

@@ -39,6 +39,8 @@ _IDLE_MASS = 0.5  # rows of the logged log-likelihood while beta < 1
 _INITS = ('kmeans++', 'sample', 'uniform')
 _SCHEDULES = ('cosine', 'linear')
 _RESEED_PICKS = ('random', 'kmeans++')
+_MERGE_ROUNDS = 8  # merge passes per update (each pass merges disjoint pairs)
+_MERGE_BLOCK = 1 << 22  # similarities per block when searching close pairs
 
 
 class _IeeeFp32Matmul:
@@ -161,6 +163,19 @@ class OnlineGaussianMixture(nn.Module):
             probability proportional to ``1 - max cos`` to the means and to
             the rows already drawn, so new components start where the data
             is least covered, not on top of a mean). Defaults to 'random'.
+        merge_within (float): Our option, off by default (0): after each
+            M-step, two components whose unit-norm means are closer than
+            this (Euclidean distance, the collapse metric's ``eps``) are
+            merged -- the lighter one's statistics are added to the
+            heavier one's (moment matching, as the merge move of split and
+            merge EM) -- and the freed component restarts with the prior
+            statistics on a batch row at least ``merge_within`` from every
+            mean (continued k-means++ among such rows; a random direction
+            if no row is that far). Repeated while pairs remain (at most 8
+            passes), so after an update no two means are within
+            ``merge_within`` of each other unless the batch left no room.
+            With ``reseed_pick='kmeans++'`` the re-seeded rows keep the same
+            distance. In [0, 2). Defaults to 0.
     """
 
     pi: Tensor
@@ -190,7 +205,8 @@ class OnlineGaussianMixture(nn.Module):
                  seed: int = 0,
                  reseed_idle: int = 0,
                  reseed_start: int = 0,
-                 reseed_pick: str = 'random') -> None:
+                 reseed_pick: str = 'random',
+                 merge_within: float = 0.0) -> None:
         super().__init__()
         _check_int('num_components', num_components, 1)
         _check_int('dim', dim, 1)
@@ -212,6 +228,11 @@ class OnlineGaussianMixture(nn.Module):
         if not (min_var > 0.0 and math.isfinite(min_var)):
             raise ValueError(
                 f'min_var must be a finite number > 0, got {min_var!r}')
+        if not (isinstance(merge_within, (int, float))
+                and 0.0 <= merge_within < 2.0):
+            raise ValueError('merge_within must be a number in [0, 2) (a '
+                             'distance between unit vectors; 0 = off), '
+                             f'got {merge_within!r}')
         if reseed_pick not in _RESEED_PICKS:
             raise ValueError(f'reseed_pick must be one of {_RESEED_PICKS}, '
                              f'got {reseed_pick!r}')
@@ -238,6 +259,7 @@ class OnlineGaussianMixture(nn.Module):
         self.reseed_idle = reseed_idle
         self.reseed_start = reseed_start
         self.reseed_pick = reseed_pick
+        self.merge_within = float(merge_within)
         self.init_samples = num_components if init_samples is None \
             else init_samples
         self._init_pool: List[Tensor] = []  # rows awaiting initialisation
@@ -336,7 +358,10 @@ class OnlineGaussianMixture(nn.Module):
                 _IeeeFp32Matmul(x.device):
             if not bool(self.initialized):
                 self._initialise(x)
-            reseeded = self._reseed_idle(x)
+            # one stream per update: identical on every rank and on resume
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 +
+                                                int(self.num_updates))
+            reseeded = self._reseed_idle(x, gen)
             beta = self._beta_at(int(self.num_updates))
             feats = self._features(x)
             resp, row_sum, log_lik = self._e_step(feats, beta)
@@ -344,6 +369,7 @@ class OnlineGaussianMixture(nn.Module):
             stats = self._batch_stats(resp, feats.div_(row_sum))
             self._accumulate(stats)
             self._m_step()
+            merged = self._merge_close(x, gen)
             self.num_updates += 1
 
             resp_max_mean = row_sum.reciprocal().mean()  # max_k r~_nk == 1
@@ -353,6 +379,8 @@ class OnlineGaussianMixture(nn.Module):
                 [resp_max_mean,
                  entropy.exp(), pi_min, pi_max, log_lik]).tolist()
         out = dict(reseeded=float(reseeded)) if self.reseed_idle else {}
+        if self.merge_within:
+            out['merged'] = float(merged)
         return dict(beta=beta,
                     **out,
                     resp_max_mean=values[0],
@@ -480,11 +508,12 @@ class OnlineGaussianMixture(nn.Module):
         self.acc_sq_sum.mul_(self.prior_count)
         self.initialized.fill_(True)
 
-    def _reseed_idle(self, x: Tensor) -> int:
+    def _reseed_idle(self, x: Tensor, gen: torch.Generator) -> int:
         """Move up to ``reseed_idle`` idle components onto rows of ``x``.
 
         Args:
             x (Tensor): Unit-norm batch of shape ``(N, D)``.
+            gen (torch.Generator): CPU generator of this update.
 
         Returns:
             int: How many components were moved.
@@ -496,32 +525,119 @@ class OnlineGaussianMixture(nn.Module):
         if idle.numel() == 0:
             return 0
         K, D = idle.numel(), self.dim
-        gen = torch.Generator().manual_seed(
-            self.seed * 1_000_003 + int(self.num_updates))
         count = min(self.reseed_idle, K)
         which = idle.cpu()[torch.randperm(K, generator=gen)[:count]]
         data = x.cpu()
         if self.reseed_pick == 'kmeans++':
             nearest = (data @ self.mu.cpu().T).amax(dim=1)  # (N,) cos
-            rows = _kmeans_pp_indices(data, count, gen, start=nearest)
+            rows = _kmeans_pp_indices(data, count, gen, start=nearest,
+                                      min_gap=self._merge_gap())
         else:
             rows = _sample_indices(x.shape[0], count, gen)
         mu = data[rows]
         if self.init_noise > 0:
             mu.add_(torch.randn(count, D, generator=gen),
                     alpha=self.init_noise / math.sqrt(D))
-        mu = _normalise_or_random(mu, gen).to(x.device)
-        which = which.to(x.device)
+        self._restart(which.to(x.device),
+                      _normalise_or_random(mu, gen).to(x.device), x)
+        # weights stay as they are until this step's M-step renormalises
+        return count
+
+    def _merge_gap(self) -> float:
+        """``1 - cos`` below which two unit vectors are within
+        ``merge_within`` (``||a - b||^2 = 2 (1 - cos)``); 1e-6 when off."""
+        return max(self.merge_within**2 / 2.0, 1e-6)
+
+    def _close_pairs(self) -> Tensor:
+        """Pairs ``(i, j)``, ``i < j``, of means closer than
+        ``merge_within``, closest first, shape ``(P, 2)`` (on the CPU).
+
+        Candidates from fp32 similarities in row blocks (never ``(K, K)``
+        at large K), decided exactly on float64 differences.
+        """
+        K = self.num_components
+        cut = 1.0 - self._merge_gap() - 1e-4  # fp32 margin, refined below
+        block = max(1, _MERGE_BLOCK // K)
+        found = []
+        for start in range(0, K, block):
+            sim = self.mu[start:start + block] @ self.mu.T
+            i, j = torch.nonzero(sim > cut, as_tuple=True)
+            i = i + start
+            keep = j > i
+            found.append(torch.stack([i[keep], j[keep]], dim=1).cpu())
+        pairs = torch.cat(found)
+        if pairs.numel() == 0:
+            return pairs
+        mu64 = self.mu.cpu().double()
+        dist = torch.linalg.vector_norm(mu64[pairs[:, 0]] - mu64[pairs[:, 1]],
+                                        dim=1)
+        close = dist < self.merge_within
+        order = torch.argsort(dist[close], stable=True)
+        return pairs[close][order]
+
+    def _merge_close(self, x: Tensor, gen: torch.Generator) -> int:
+        """Merge components closer than ``merge_within`` and restart the
+        freed ones on far rows of ``x`` (see the class docstring).
+
+        Args:
+            x (Tensor): Unit-norm batch of shape ``(N, D)``.
+            gen (torch.Generator): CPU generator of this update.
+
+        Returns:
+            int: How many components were merged away (and restarted).
+        """
+        if not self.merge_within:
+            return 0
+        total = 0
+        for _ in range(_MERGE_ROUNDS):
+            pairs = self._close_pairs()
+            if pairs.numel() == 0:
+                break
+            count = self.acc_count.cpu()
+            taken, keep, drop = set(), [], []
+            for i, j in pairs.tolist():  # greedy: disjoint pairs
+                if i in taken or j in taken:
+                    continue
+                taken.update((i, j))
+                heavier = count[j] > count[i]
+                keep.append(j if heavier else i)
+                drop.append(i if heavier else j)
+            keep_t = torch.tensor(keep, device=self.mu.device)
+            drop_t = torch.tensor(drop, device=self.mu.device)
+            for acc in (self.acc_count, self.acc_sum, self.acc_sq_sum):
+                acc[keep_t] += acc[drop_t]
+            self._restart_on_far_rows(drop_t, x, gen)
+            self._m_step()  # the merged means, variances and all weights
+            total += len(drop)
+        return total
+
+    def _restart_on_far_rows(self, which: Tensor, x: Tensor,
+                             gen: torch.Generator) -> None:
+        """Prior statistics for components ``which``, on rows of ``x``
+        farther than ``merge_within`` from every mean and from each other
+        (a random direction for those left without such a row)."""
+        count, D = which.numel(), self.dim
+        data = x.cpu()
+        keep = torch.ones(self.num_components, dtype=torch.bool)
+        keep[which.cpu()] = False
+        nearest = (data @ self.mu.cpu()[keep].T).amax(dim=1)
+        rows = _kmeans_pp_indices(data, count, gen, start=nearest,
+                                  min_gap=self._merge_gap(), fill=False)
+        mu = torch.cat([data[rows], torch.randn(count - rows.numel(), D,
+                                                generator=gen)])
+        self._restart(which, _normalise_or_random(mu, gen).to(x.device), x)
+
+    def _restart(self, which: Tensor, mu: Tensor, x: Tensor) -> None:
+        """Components ``which`` start afresh at unit-norm means ``mu``
+        ``(len(which), D)``: the batch variance and the prior statistics."""
         var = x.var(dim=0, correction=0).clamp_min_(self.min_var) \
             if x.shape[0] > 1 else self.var[which].mean(dim=0)
         self.mu[which] = mu
-        self.var[which] = var.expand(count, D)
+        self.var[which] = var.expand(which.numel(), self.dim)
         self.acc_count[which] = self.prior_count
         self.acc_sum[which] = mu * self.prior_count
         self.acc_sq_sum[which] = (self.var[which] + mu * mu) * \
             self.prior_count
-        # weights stay as they are until this step's M-step renormalises
-        return count
 
     def _e_step_weights(self) -> Tensor:
         """``[-1 / (2 var), mu / var, c]`` of shape ``(K, 2D+1)``.
@@ -670,7 +786,9 @@ def _sample_indices(n: int, k: int, gen: torch.Generator) -> Tensor:
 def _kmeans_pp_indices(x: Tensor,
                        k: int,
                        gen: torch.Generator,
-                       start: Optional[Tensor] = None) -> Tensor:
+                       start: Optional[Tensor] = None,
+                       min_gap: float = 1e-6,
+                       fill: bool = True) -> Tensor:
     """k-means++ seeding on unit-norm rows with the cosine distance.
 
     The next centre is drawn with probability proportional to
@@ -685,9 +803,15 @@ def _kmeans_pp_indices(x: Tensor,
         start (Tensor, optional): ``(N,)`` cosine of each row to existing
             centres (continue a seeding: every centre drawn here is new);
             None starts from a uniformly drawn row. Defaults to None.
+        min_gap (float): Rows whose ``1 - cos`` to a centre is at most this
+            are never drawn (1e-6: (near-)duplicates). Defaults to 1e-6.
+        fill (bool): Once no row is left to draw, fill up to ``k`` with
+            uniform draws (with replacement); False returns fewer indices.
+            Defaults to True.
 
     Returns:
-        Tensor: Row indices of shape ``(k,)``.
+        Tensor: Row indices of shape ``(k,)`` (at most ``k`` if not
+        ``fill``).
     """
     n = x.shape[0]
     x = x.double()  # fp64: draws robust to BLAS rounding differences
@@ -698,21 +822,22 @@ def _kmeans_pp_indices(x: Tensor,
         cos = gram[i] if gram is not None else x @ x[i]
         # (Near-)duplicates of a centre, and the centre itself, whose
         # distance rounds above 0 with fp32-normalised rows, count as 0.
-        return torch.nn.functional.threshold(1.0 - cos, 1e-6, 0.0)
+        return torch.nn.functional.threshold(1.0 - cos, min_gap, 0.0)
 
     if start is None:
         chosen = [int(torch.randint(n, (1, ), generator=gen))]
         dist = distance_to(chosen[0])
     else:
         chosen = []
-        dist = torch.nn.functional.threshold(1.0 - start.double(), 1e-6, 0.0)
+        dist = torch.nn.functional.threshold(1.0 - start.double(), min_gap,
+                                             0.0)
     while len(chosen) < k:
         if not float(dist.sum()) > 0.0:  # every distinct row is chosen
             break
         idx = int(torch.multinomial(dist, 1, generator=gen))
         chosen.append(idx)
         torch.minimum(dist, distance_to(idx), out=dist)
-    rest = k - len(chosen)
+    rest = k - len(chosen) if fill else 0
     extra = torch.randint(n, (rest, ), generator=gen)
     return torch.cat([torch.tensor(chosen, dtype=torch.long), extra])
 
