@@ -18,8 +18,14 @@ from gmproto_mm.engine import prepare_cpu_distributed
 from gmproto_mm.engine.hooks import OnlineEMHook, all_gather_rows
 from gmproto_mm.models import OnlineGaussianMixture
 
+# EM from the first step on, means started on the first batch's rows (K
+# exceeds the batch: near-duplicates, so merge_within merges) and
+# re-seeding from update 0: every EM mechanism of the config runs on both
+# ranks
+GMM_OPTIONS = dict(init_samples=1, init='sample', reseed_start=0)
 
-def record_bank(bank, local, received) -> None:
+
+def record_bank(bank, local, received, moves) -> None:
     """Wrap the bank's contract so each call is recorded."""
     pop, update = bank.pop_cached_embeddings, bank.gmm.update
 
@@ -30,7 +36,9 @@ def record_bank(bank, local, received) -> None:
 
     def recorded_update(x):
         received.append(x.shape[0])
-        return update(x)
+        out = update(x)
+        moves.append((out.get('reseeded', 0.0), out.get('merged', 0.0)))
+        return out
 
     bank.pop_cached_embeddings = recorded_pop
     bank.gmm.update = recorded_update
@@ -45,7 +53,7 @@ def main(config: str, out_dir: str, data_root: str) -> None:
     cfg.train_dataloader.dataset.update(indices=48, data_root=data_root)
     cfg.train_cfg.max_epochs = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
-    cfg.model.head.gmm.init_samples = 1  # EM from the first step on
+    cfg.model.head.gmm.update(GMM_OPTIONS)
     # no drift check: equal banks must come from the gathered update alone
     cfg.custom_hooks = [dict(type='OnlineEMHook', sync_check_interval=0)]
     runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
@@ -59,8 +67,8 @@ def main(config: str, out_dir: str, data_root: str) -> None:
 
     head = runner.model.module.head
     start = {k: v.clone() for k, v in head.gmm.state_dict().items()}
-    local, received = [], []
-    record_bank(head.em_bank, local, received)
+    local, received, moves = [], [], []
+    record_bank(head.em_bank, local, received, moves)
     runner.train()
     bank = {k: v.clone() for k, v in head.gmm.state_dict().items()}
 
@@ -75,7 +83,7 @@ def main(config: str, out_dir: str, data_root: str) -> None:
     repaired = hook.check_sync(runner)
     torch.save(
         dict(gathered=gathered, gmm=gmm.state_dict(), start=start,
-             bank=bank, local=local, received=received,
+             bank=bank, local=local, received=received, moves=moves,
              updates=int(head.gmm.num_updates), drifted=drifted,
              repaired=repaired, warnings=warnings,
              after_repair=head.gmm.state_dict()),

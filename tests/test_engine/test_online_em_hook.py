@@ -157,8 +157,11 @@ def test_all_gather_rows_over_two_gloo_processes(two_rank_run):
 def test_two_gloo_processes_fit_the_gathered_batch(two_rank_run):
     """Drift check off: each EM update saw both ranks' rows (2 x 2 global
     crops x 8 images), and the banks equal, bit for bit, one process's fit
-    on the two ranks' cached rows concatenated in rank order."""
+    on the two ranks' cached rows concatenated in rank order, with the
+    config's re-seeding and merging at work."""
     from mmengine.config import Config
+
+    from tests.test_engine.dist_em_worker import GMM_OPTIONS
     r0, r1 = two_rank_run
     # training: 48 images / (2 ranks x 8) = 3 updates
     assert r0['updates'] == r1['updates'] == 3
@@ -168,7 +171,7 @@ def test_two_gloo_processes_fit_the_gathered_batch(two_rank_run):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/gm_dino_vitt_fmnist.py'))
     single = OnlineGaussianMixture(cfg.model.head.num_prototypes,
                                    cfg.model.head.in_channels,
-                                   **dict(cfg.model.head.gmm, init_samples=1))
+                                   **dict(cfg.model.head.gmm, **GMM_OPTIONS))
     for key, value in single.state_dict().items():
         assert torch.equal(r0['start'][key], value), key
     threads = torch.get_num_threads()
@@ -184,6 +187,9 @@ def test_two_gloo_processes_fit_the_gathered_batch(two_rank_run):
         assert torch.equal(r0['bank'][key], value), key
         assert torch.equal(r1['bank'][key], value), key
     assert not torch.equal(r0['bank']['mu'], r0['start']['mu'])
+    assert r0['moves'] == r1['moves']
+    reseeded, merged = (sum(m[i] for m in r0['moves']) for i in (0, 1))
+    assert reseeded > 0 and merged > 0, r0['moves']
 
 
 def test_drift_check_warns_and_re_broadcasts_rank_0(two_rank_run):

@@ -317,7 +317,12 @@ class OnlineGaussianMixture(nn.Module):
         return (f'num_components={self.num_components}, dim={self.dim}, '
                 f'forgetting={self.forgetting}, beta={self.beta_schedule}'
                 f'({self.beta_start} -> 1 over {self.beta_iters} updates), '
-                f'min_var={self.min_var}, init={self.init!r}')
+                f'min_var={self.min_var}, init={self.init!r}' +
+                (f', reseed_idle={self.reseed_idle} from update '
+                 f'{self.reseed_start} ({self.reseed_pick})'
+                 if self.reseed_idle else '') +
+                (f', merge_within={self.merge_within}'
+                 if self.merge_within else ''))
 
     # ------------------------------------------------------------ public API
     @torch.no_grad()
@@ -568,9 +573,11 @@ class OnlineGaussianMixture(nn.Module):
         pairs = torch.cat(found)
         if pairs.numel() == 0:
             return pairs
-        mu64 = self.mu.cpu().double()
-        dist = torch.linalg.vector_norm(mu64[pairs[:, 0]] - mu64[pairs[:, 1]],
-                                        dim=1)
+        # as the collapse metric decides: float64-normalised rows
+        a, b = (torch.nn.functional.normalize(
+            self.mu[pairs[:, c].to(self.mu.device)].cpu().double(), dim=1)
+            for c in (0, 1))
+        dist = torch.linalg.vector_norm(a - b, dim=1)
         close = dist < self.merge_within
         order = torch.argsort(dist[close], stable=True)
         return pairs[close][order]
