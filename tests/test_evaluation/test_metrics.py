@@ -234,11 +234,12 @@ def test_knn_dataset_tags_and_metainfo(fmnist_root):
 
 def test_monitor_hook_logs_unique_while_training(tmp_path, fmnist_root):
     """It logs exactly prototype_diversity of the current means, after
-    the EM step (means sampled from 16 rows: far from 100 % unique)."""
+    the EM step (means sampled from 16 rows and not merged: far from 100 %
+    unique)."""
     from gmproto_mm.evaluation.functional.diversity import \
         prototype_diversity
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=16)
-    cfg.model.head.gmm.update(init='sample', init_samples=1)
+    cfg.model.head.gmm.update(init='sample', init_samples=1, merge_within=0)
     cfg.custom_hooks = [dict(type='OnlineEMHook'),
                         dict(type='PrototypeMonitorHook', interval=1)]
     runner = Runner.from_cfg(cfg)
