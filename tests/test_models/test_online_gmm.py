@@ -1,7 +1,7 @@
 """Tests of the online-EM Gaussian mixture (the prototype step)."""
 import copy
 import math
-from typing import Dict
+from typing import Callable, Dict, List, Optional
 
 import pytest
 import torch
@@ -37,6 +37,36 @@ def assert_state_equal(a: Dict[str, torch.Tensor],
     for key in a:
         assert a[key].dtype == b[key].dtype, key
         assert torch.equal(a[key], b[key]), key
+
+
+def updates_of_twin_and_resumed(
+        kwargs: dict, batches: List[torch.Tensor], split: int,
+        before_update: Optional[Callable] = None) -> List[dict]:
+    """Run two mixtures of ``kwargs`` (K = 32, D = 8) on ``batches[:split]``
+    (equal outputs and states asserted), load the first one's state into a
+    third, continue both on the rest and assert equal outputs and states
+    after every update; ``before_update(gmm)`` edits both alike first.
+
+    Returns:
+        List[dict]: The outputs of the updates after ``split``.
+    """
+    original = OnlineGaussianMixture(32, 8, **kwargs)
+    twin = OnlineGaussianMixture(32, 8, **kwargs)
+    for x in batches[:split]:
+        assert original.update(x) == twin.update(x)
+    assert_state_equal(snapshot(original), snapshot(twin))
+    restored = OnlineGaussianMixture(32, 8, **kwargs)
+    restored.load_state_dict(original.state_dict())
+    outputs = []
+    for x in batches[split:]:
+        if before_update is not None:
+            for gmm in (original, restored):
+                before_update(gmm)
+        a, b = original.update(x), restored.update(x)
+        assert a == b
+        assert_state_equal(snapshot(original), snapshot(restored))
+        outputs.append(a)
+    return outputs
 
 
 def reference_update(state: Dict[str, torch.Tensor], x: torch.Tensor,

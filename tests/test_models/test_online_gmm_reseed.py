@@ -4,8 +4,8 @@ import torch
 
 from gmproto_mm.models.utils.online_gmm import OnlineGaussianMixture
 
-from .test_online_gmm import (assert_state_equal, clustered,
-                              far_component_setup, snapshot, unit_rows)
+from .test_online_gmm import (clustered, far_component_setup, unit_rows,
+                              updates_of_twin_and_resumed)
 
 
 def test_reseed_moves_idle_component_onto_batch_and_it_gets_data() -> None:
@@ -61,22 +61,12 @@ def test_reseed_is_deterministic_and_resumes_exactly() -> None:
     gen = torch.Generator().manual_seed(0)
     centres = unit_rows(3, 8, seed=5)
     batches = [clustered(centres, 24, 0.2, gen) for _ in range(6)]
-    original = OnlineGaussianMixture(32, 8, **kwargs)
-    twin = OnlineGaussianMixture(32, 8, **kwargs)
-    for x in batches[:3]:
-        assert original.update(x) == twin.update(x)
-    assert_state_equal(snapshot(original), snapshot(twin))
-    restored = OnlineGaussianMixture(32, 8, **kwargs)
-    restored.load_state_dict(original.state_dict())
-    moved = []
-    for x in batches[3:]:
-        for gmm in (original, restored):  # the same idle ones in both
-            gmm.acc_count[:3] = gmm.prior_count
-        a, b = original.update(x), restored.update(x)
-        assert a == b
-        moved.append(a['reseeded'])
-        assert_state_equal(snapshot(original), snapshot(restored))
-    assert moved == [2.0, 2.0, 2.0]
+
+    def make_idle(gmm):  # the same idle ones in both
+        gmm.acc_count[:3] = gmm.prior_count
+
+    outputs = updates_of_twin_and_resumed(kwargs, batches, 3, make_idle)
+    assert [out['reseeded'] for out in outputs] == [2.0, 2.0, 2.0]
 
 
 @pytest.mark.parametrize('kwargs, name', [

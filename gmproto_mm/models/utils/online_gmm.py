@@ -364,8 +364,9 @@ class OnlineGaussianMixture(nn.Module):
             if not bool(self.initialized):
                 self._initialise(x)
             # one stream per update: identical on every rank and on resume
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 +
-                                                int(self.num_updates))
+            gen = torch.Generator().manual_seed(
+                self.seed * 1_000_003 + int(self.num_updates)) \
+                if self.reseed_idle or self.merge_within else None
             reseeded = self._reseed_idle(x, gen)
             beta = self._beta_at(int(self.num_updates))
             feats = self._features(x)
@@ -513,12 +514,14 @@ class OnlineGaussianMixture(nn.Module):
         self.acc_sq_sum.mul_(self.prior_count)
         self.initialized.fill_(True)
 
-    def _reseed_idle(self, x: Tensor, gen: torch.Generator) -> int:
+    def _reseed_idle(self, x: Tensor,
+                     gen: Optional[torch.Generator]) -> int:
         """Move up to ``reseed_idle`` idle components onto rows of ``x``.
 
         Args:
             x (Tensor): Unit-norm batch of shape ``(N, D)``.
-            gen (torch.Generator): CPU generator of this update.
+            gen (torch.Generator, optional): CPU generator of this update
+                (None only when re-seeding and merging are both off).
 
         Returns:
             int: How many components were moved.
@@ -582,13 +585,15 @@ class OnlineGaussianMixture(nn.Module):
         order = torch.argsort(dist[close], stable=True)
         return pairs[close][order]
 
-    def _merge_close(self, x: Tensor, gen: torch.Generator) -> int:
+    def _merge_close(self, x: Tensor,
+                     gen: Optional[torch.Generator]) -> int:
         """Merge components closer than ``merge_within`` and restart the
         freed ones on far rows of ``x`` (see the class docstring).
 
         Args:
             x (Tensor): Unit-norm batch of shape ``(N, D)``.
-            gen (torch.Generator): CPU generator of this update.
+            gen (torch.Generator, optional): CPU generator of this update
+                (None only when re-seeding and merging are both off).
 
         Returns:
             int: How many components were merged away (and restarted).
