@@ -67,8 +67,9 @@ def build_step(config: str, device: str) -> Callable[[dict], None]:
         logger.setLevel(level)
     model.train()
     banks = attach_em_updater(model, 'benchmark.py')  # EM in step()
-    for _, bank in banks:  # time steady-state EM, not the initial pooling
-        bank.gmm.init_samples = 1
+    for _, bank in banks:  # time steady-state EM, not the initial pooling,
+        bank.gmm.init_samples = 1  # with re-seeding (if on) from the start
+        bank.gmm.reseed_start = 0
 
     def step(batch: dict) -> None:
         model.train_step(batch, optim)

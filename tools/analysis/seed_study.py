@@ -30,6 +30,7 @@ from demo import ROOT, train_and_evaluate, training_records  # noqa: E402
 
 # the measures of METHOD.md: k-NN, usage, uniqueness, embedding spread
 PLOT_X, PLOT_Y = 'prototypes/used_prototypes', 'knn/top1'
+PLOT_MARKERS = ('o', 's', '^', 'D', 'v')
 
 
 def parse_args() -> argparse.Namespace:
@@ -148,23 +149,26 @@ def plot(path: str, runs: List[dict]) -> str:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
-    for key, stats in summarise(runs).items():
+    for i, (key, stats) in enumerate(summarise(runs).items()):
         members = [r for r in runs if group_key(r) == key]
         xs = [r['metrics'][PLOT_X] for r in members]
         ys = [r['metrics'][PLOT_Y] for r in members]
-        points = ax.scatter(xs, ys, alpha=0.4)
+        # 10 colours, then the next marker: every variant stays distinct
+        style = dict(color=f'C{i % 10}',
+                     marker=PLOT_MARKERS[i // 10 % len(PLOT_MARKERS)])
+        ax.scatter(xs, ys, alpha=0.4, **style)
         ax.errorbar(stats[PLOT_X]['mean'], stats[PLOT_Y]['mean'],
                     xerr=stats[PLOT_X]['std'], yerr=stats[PLOT_Y]['std'],
-                    fmt='o', capsize=3, color=points.get_facecolor()[0],
+                    capsize=3, linestyle='none', **style,
                     label=f'{key} (n={len(stats["seeds"])})')
     ax.set_xscale('log')
     ax.set_xlabel('used prototypes (argmax of some test image)')
     ax.set_ylabel('k-NN top-1 (%)')
     ax.set_title('Seed study: k-NN against prototype usage')
-    ax.legend(fontsize=6, loc='lower right')
-    fig.tight_layout()
+    # below the axes, so that no point is hidden behind the long names
+    ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(0.0, -0.14))
     out = osp.join(osp.dirname(osp.abspath(path)), 'knn_vs_used.png')
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=120, bbox_inches='tight')
     plt.close(fig)
     return out
 

@@ -176,6 +176,15 @@ class OnlineGaussianMixture(nn.Module):
             ``merge_within`` of each other unless the batch left no room.
             With ``reseed_pick='kmeans++'`` the re-seeded rows keep the same
             distance. In [0, 2). Defaults to 0.
+        stale_decay (float): Our option, off by default (0): every update
+            also scales each component's statistics by ``1 - stale_decay``,
+            but never below ``prior_count`` pseudo-observations. Under
+            responsibility-based forgetting alone a component that stops
+            receiving data keeps its count (and weight) for ever; with this
+            its count fades to the prior count, its weight with it, and it
+            becomes idle again (then re-seeded if ``reseed_idle`` is on).
+            Means and variances are unchanged by the scaling. In [0, 1).
+            Defaults to 0.
     """
 
     pi: Tensor
@@ -206,7 +215,8 @@ class OnlineGaussianMixture(nn.Module):
                  reseed_idle: int = 0,
                  reseed_start: int = 0,
                  reseed_pick: str = 'random',
-                 merge_within: float = 0.0) -> None:
+                 merge_within: float = 0.0,
+                 stale_decay: float = 0.0) -> None:
         super().__init__()
         _check_int('num_components', num_components, 1)
         _check_int('dim', dim, 1)
@@ -233,6 +243,11 @@ class OnlineGaussianMixture(nn.Module):
             raise ValueError('merge_within must be a number in [0, 2) (a '
                              'distance between unit vectors; 0 = off), '
                              f'got {merge_within!r}')
+        if not (isinstance(stale_decay, (int, float))
+                and 0.0 <= stale_decay < 1.0):
+            raise ValueError('stale_decay must be a number in [0, 1) (a '
+                             'decay per update; 0 = off), '
+                             f'got {stale_decay!r}')
         if reseed_pick not in _RESEED_PICKS:
             raise ValueError(f'reseed_pick must be one of {_RESEED_PICKS}, '
                              f'got {reseed_pick!r}')
@@ -260,6 +275,7 @@ class OnlineGaussianMixture(nn.Module):
         self.reseed_start = reseed_start
         self.reseed_pick = reseed_pick
         self.merge_within = float(merge_within)
+        self.stale_decay = float(stale_decay)
         self.init_samples = num_components if init_samples is None \
             else init_samples
         self._init_pool: List[Tensor] = []  # rows awaiting initialisation
@@ -322,7 +338,9 @@ class OnlineGaussianMixture(nn.Module):
                  f'{self.reseed_start} ({self.reseed_pick})'
                  if self.reseed_idle else '') +
                 (f', merge_within={self.merge_within}'
-                 if self.merge_within else ''))
+                 if self.merge_within else '') +
+                (f', stale_decay={self.stale_decay}'
+                 if self.stale_decay else ''))
 
     # ------------------------------------------------------------ public API
     @torch.no_grad()
@@ -750,12 +768,21 @@ class OnlineGaussianMixture(nn.Module):
         """Forgetting ``acc <- rho * acc + batch`` with ``rho = (1-eta)^N``.
 
         For ``N_k == 0`` the batch statistics are exactly 0 and ``rho_k`` is
-        exactly 1, so ``acc * 1 + 0`` keeps the statistics bit for bit.
+        exactly 1, so ``acc * 1 + 0`` keeps the statistics bit for bit
+        (unless ``stale_decay`` is on: then ``rho`` also holds
+        ``max(1 - stale_decay, prior_count / acc_count)``, at most 1).
         """
         D = self.dim
         batch_sq, batch_sum, batch_count = (stats[:, :D], stats[:, D:2 * D],
                                             stats[:, 2 * D])
         rho = torch.pow(1.0 - self.forgetting, batch_count)  # exactly 1 at 0
+        if self.stale_decay:
+            # every count shrinks towards the prior count, never below it
+            # (no underflow); scaling all three statistics alike keeps the
+            # mean and the variance
+            decay = (self.prior_count / self.acc_count.clamp_min(_TINY)
+                     ).clamp_(min=1.0 - self.stale_decay, max=1.0)
+            rho.mul_(decay)
         torch.addcmul(batch_count, self.acc_count, rho, out=self.acc_count)
         rho = rho.unsqueeze(1)
         torch.addcmul(batch_sum, self.acc_sum, rho, out=self.acc_sum)

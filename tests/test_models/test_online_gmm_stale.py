@@ -1,0 +1,73 @@
+"""Decay of components that stopped receiving data (``stale_decay``), an
+option of ours."""
+import pytest
+import torch
+
+from gmproto_mm.models.utils.online_gmm import OnlineGaussianMixture
+
+from .test_online_gmm import (clustered, far_component_setup,
+                              updates_of_twin_and_resumed)
+
+
+def data_near_e0(seed: int) -> torch.Tensor:
+    return clustered(torch.eye(4)[:1], 32, 0.1,
+                     torch.Generator().manual_seed(seed))
+
+
+def test_stale_component_fades_to_the_prior_count_keeping_its_shape() -> None:
+    gmm = far_component_setup()  # component 2 had data once, now far away
+    gmm.stale_decay = 0.2
+    count = float(gmm.acc_count[2])
+    assert count > 3 * gmm.prior_count
+    mu, var = gmm.mu[2].clone(), gmm.var[2].clone()
+    gmm.update(data_near_e0(1))
+    # one update scales its statistics by 0.8: count and weight fall ...
+    torch.testing.assert_close(float(gmm.acc_count[2]), 0.8 * count)
+    torch.testing.assert_close(gmm.pi, gmm.acc_count / gmm.acc_count.sum())
+    # ... its mean and variance stay
+    torch.testing.assert_close(gmm.mu[2], mu)
+    torch.testing.assert_close(gmm.var[2], var)
+    for seed in range(2, 40):
+        gmm.update(data_near_e0(seed))
+    # never below the prior count (no underflow), shape still kept
+    torch.testing.assert_close(float(gmm.acc_count[2]), gmm.prior_count)
+    torch.testing.assert_close(gmm.mu[2], mu)
+    torch.testing.assert_close(gmm.var[2], var)
+
+
+def test_without_stale_decay_a_stale_component_keeps_its_count() -> None:
+    gmm = far_component_setup()
+    count = gmm.acc_count[2].clone()
+    for seed in range(1, 10):
+        gmm.update(data_near_e0(seed))
+    assert torch.equal(gmm.acc_count[2], count)
+
+
+def test_stale_component_becomes_idle_and_is_reseeded() -> None:
+    """The point of the option: a component that once had data is re-seeded
+    onto the data once its count has faded."""
+    gmm = far_component_setup()
+    gmm.reseed_idle, gmm.stale_decay = 1, 0.3
+    moved_at = None
+    for seed in range(1, 30):
+        if gmm.update(data_near_e0(seed))['reseeded'] == 1.0:
+            moved_at = seed
+            break
+    assert moved_at is not None and moved_at > 1  # faded first, then moved
+    assert gmm.means[2, 0] > 0.9  # was -1: now on the data
+
+
+def test_stale_decay_resumes_exactly() -> None:
+    kwargs = dict(init='uniform', seed=3, reseed_idle=2, beta_iters=4,
+                  stale_decay=0.1)
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.nn.functional.normalize(
+        torch.randn(3, 8, generator=gen), dim=1)
+    batches = [clustered(centres, 24, 0.2, gen) for _ in range(8)]
+    updates_of_twin_and_resumed(kwargs, batches, 4)
+
+
+@pytest.mark.parametrize('value', [-0.1, 1.0, '0.1'])
+def test_bad_stale_decay(value) -> None:
+    with pytest.raises(ValueError, match='stale_decay'):
+        OnlineGaussianMixture(4, 3, stale_decay=value)

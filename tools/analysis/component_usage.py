@@ -1,0 +1,138 @@
+"""Which Gaussian-mixture components of a decoupled checkpoint are targets?
+
+Loads CONFIG's decoupled model (``DecoupledGMMHead``) from CHECKPOINT and
+compares three views of "in use", so that idle or stale components show:
+
+* ``used_teacher``: prototypes that are the argmax of the teacher's
+  assignment (what ``PrototypeDiversityMetric`` counts as
+  ``used_prototypes``) for some of ``--images`` test images (the config's
+  k-NN query set, test pipeline), and for the first global view of as many
+  training images (train pipeline, the rows EM is fitted to);
+* ``used_posterior``: the same with the mixture posterior's argmax;
+* the mixture's own book-keeping: components past the idle mark
+  (``acc_count >= prior_count + 0.5``, i.e. they received data at some
+  time), quantiles of ``acc_count`` (under responsibility-based forgetting
+  an active component's count tends to ``1 / forgetting``; one that stopped
+  receiving data keeps its count) and ``exp`` of the weights' entropy.
+
+Example::
+
+    python tools/analysis/component_usage.py configs/gm_dino_vitt_fmnist.py \\
+        work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out usage.json
+"""
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Dict
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dataset import default_collate  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
+from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
+
+import gmproto_mm  # noqa: E402,F401  (registers components)
+from gmproto_mm.models.heads import DecoupledGMMHead  # noqa: E402
+
+_IDLE_MASS = 0.5  # as OnlineGaussianMixture's re-seeding rule
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).with_name(f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--images', type=int, default=4096,
+                        help='test images, and as many training images')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='which training images and crops')
+    parser.add_argument('--out', help='write the results to this JSON file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='override config keys')
+    return parser.parse_args()
+
+
+@torch.no_grad()
+def test_embeddings(model: torch.nn.Module, dataset,
+                    num_images: int) -> torch.Tensor:
+    """Teacher embeddings ``(N, D)`` of the first ``num_images`` images."""
+    teacher = model.teacher.module
+    rows = []
+    for start in range(0, min(num_images, len(dataset)), 256):
+        stop = min(start + 256, num_images, len(dataset))
+        batch = default_collate([dataset[i] for i in range(start, stop)])
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        rows.append(teacher['neck'](teacher['backbone'](inputs))[0])
+    return torch.cat(rows).float()
+
+
+@torch.no_grad()
+def usage(head: DecoupledGMMHead, embeds: torch.Tensor) -> Dict[str, float]:
+    """Distinct argmax components of ``embeds`` ``(N, D)``, two ways."""
+    by_teacher = head.assign(embeds).argmax(dim=1)
+    by_posterior = head.gmm.responsibilities(embeds).argmax(dim=1)
+    return dict(images=embeds.shape[0],
+                used_teacher=by_teacher.unique().numel(),
+                used_posterior=by_posterior.unique().numel(),
+                argmax_agreement=float((by_teacher == by_posterior).float()
+                                       .mean()))
+
+
+def bookkeeping(head: DecoupledGMMHead) -> Dict[str, object]:
+    gmm = head.gmm
+    count = gmm.acc_count.float()
+    return dict(
+        num_components=gmm.num_components,
+        past_idle_mark=int((count >= gmm.prior_count + _IDLE_MASS).sum()),
+        count_quantiles={str(q): float(v) for q, v in zip(
+            QUANTILES, torch.quantile(count, torch.tensor(QUANTILES)))},
+        count_max=float(count.max()),
+        count_equilibrium=1.0 / gmm.forgetting,
+        weight_perplexity=float(torch.special.entr(gmm.pi).sum().exp()))
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    if not isinstance(model.head, DecoupledGMMHead):
+        raise SystemExit(f'{args.config}: the head is '
+                         f'{type(model.head).__name__}; this tool reads a '
+                         'DecoupledGMMHead mixture')
+    load_checkpoint(model, args.checkpoint, map_location='cpu',
+                    logger='silent')
+    model.eval()
+    if not bool(model.head.gmm.initialized):
+        print('note: the mixture was never updated (untrained checkpoint)')
+    test_set = DATASETS.build(cfg.test_dataloader.dataset.query)
+    train_set = DATASETS.build(cfg.train_dataloader.dataset)
+    embed_views = _load_tool('frozen_encoder_collapse').embed_views
+    _, crops = embed_views(model, train_set, args.images, args.seed)
+    result = dict(
+        test_images=usage(model.head,
+                          test_embeddings(model, test_set, args.images)),
+        training_crops=usage(model.head, crops[:, 0]),
+        mixture=bookkeeping(model.head))
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
+
+
+if __name__ == '__main__':
+    main()
