@@ -20,9 +20,10 @@ from gmproto_mm.models import OnlineGaussianMixture
 
 # EM from the first step on, means started on the first batch's rows (K
 # exceeds the batch: near-duplicates, so merge_within merges) and
-# re-seeding from update 0: every EM mechanism of the config runs on both
-# ranks
-GMM_OPTIONS = dict(init_samples=1, init='sample', reseed_start=0)
+# re-seeding from update 0, plus the stale-count decay: every EM mechanism
+# of ours runs on both ranks
+GMM_OPTIONS = dict(init_samples=1, init='sample', reseed_start=0,
+                   stale_decay=0.05)
 
 
 def record_bank(bank, local, received, moves) -> None:
