@@ -84,7 +84,7 @@ class OnlineGaussianMixture(nn.Module):
       ``Q_k = r^T x^2``, and forgetting ``rho_k = (1 - forgetting) ** N_k``:
       ``acc <- rho * acc + batch`` for ``acc_count``, ``acc_sum``,
       ``acc_sq_sum``. A component with ``N_k == 0`` keeps its statistics
-      bit for bit.
+      bit for bit (unless ``stale_decay`` is on).
     * M-step: ``pi = acc_count / sum(acc_count)``, ``m = acc_sum / acc_count``,
       ``var = max(acc_sq_sum / acc_count - m^2, min_var)``,
       ``mu = m / ||m||``.
