@@ -21,7 +21,6 @@ Example::
         work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out usage.json
 """
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Dict
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))  # sibling tools
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
@@ -39,17 +39,11 @@ from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
 
 import gmproto_mm  # noqa: E402,F401  (registers components)
 from gmproto_mm.models.heads import DecoupledGMMHead  # noqa: E402
+# the re-seeding rule's idle mark, the same constant, not a copy
+from gmproto_mm.models.utils.online_gmm import _IDLE_MASS  # noqa: E402
+from frozen_encoder_collapse import embed_views  # noqa: E402
 
-_IDLE_MASS = 0.5  # as OnlineGaussianMixture's re-seeding rule
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, Path(__file__).with_name(f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args() -> argparse.Namespace:
@@ -122,7 +116,6 @@ def main() -> None:
         print('note: the mixture was never updated (untrained checkpoint)')
     test_set = DATASETS.build(cfg.test_dataloader.dataset.query)
     train_set = DATASETS.build(cfg.train_dataloader.dataset)
-    embed_views = _load_tool('frozen_encoder_collapse').embed_views
     _, crops = embed_views(model, train_set, args.images, args.seed)
     result = dict(
         test_images=usage(model.head,
