@@ -21,7 +21,11 @@ model = dict(
             reseed_idle=4,       # idle components moved per update ...
             reseed_start=150,    # ... from this update on (10 % of the demo's)
             reseed_pick='kmeans++',  # onto rows least covered by the means
-            merge_within=0.1),   # merge means closer than the paper's eps
+            merge_within=0.1,    # merge means closer than the paper's eps
+            # ours: stale components fade back to idle (counts x 0.99 per
+            # update, floor prior_count) and get re-seeded; without it a
+            # component that lost its images keeps its weight unused
+            stale_decay=0.01),
         # ours: equal-partition teacher (DINOv2 / SwAV) instead of DINO's
         # running center; the joint twin accepts the same option
         loss=dict(teacher_balancing='sinkhorn')))
