@@ -59,19 +59,28 @@ def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
     assert f'{statistics.fmean(knn):.2f} ± {statistics.stdev(knn):.2f}' \
         in row and '| 0,1 |' in row
 
+    # each run names the resolved config it ran
+    digest = load_seed_study().config_digest(CONFIG, OPTIONS)
+    assert [r['config_digest'] for r in runs] == [digest, digest]
+
     again = run_tool(args + [])  # same variant and seeds: nothing to do
     assert 'seed_study: 0 runs to do, 2 in' in again.stdout
     assert json.loads(out.read_text())['runs'] == runs
 
 
-def test_run_dirs_differ_for_variants_with_a_common_prefix():
-    """Folder names stay apart where the options agree for a long stretch
-    (or only the budget differs)."""
+def load_seed_study():
     sys.path.insert(0, str(Path(REPO_ROOT) / 'tools'))
     spec = importlib.util.spec_from_file_location(
         'seed_study', Path(REPO_ROOT) / 'tools/analysis/seed_study.py')
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
+    return study
+
+
+def test_run_dirs_differ_for_variants_with_a_common_prefix():
+    """Folder names stay apart where the options agree for a long stretch
+    (or only the budget differs)."""
+    study = load_seed_study()
     common = ['model.head.gmm.reseed_idle=4'] * 5
     budget = dict(study.DEFAULT_BUDGET)
     tasks = [dict(config=CONFIG, options=common + [last], seed=0,
@@ -81,3 +90,30 @@ def test_run_dirs_differ_for_variants_with_a_common_prefix():
     assert len(dirs) == 3
     assert all(d.startswith('wd/gm_dino_vitt_fmnist_') and
                d.endswith('_seed0') for d in dirs)
+
+
+def test_a_changed_config_default_stops_the_study(tmp_path):
+    """A stored run whose config resolved differently (a default changed
+    since) is not counted as done, nor silently joined: the tool exits
+    naming the cause, before any training, and leaves the file as it was."""
+    study = load_seed_study()
+    # same file, options, seed and budget; another resolved config
+    assert study.config_digest(CONFIG, []) != study.config_digest(
+        CONFIG, ['model.head.gmm.stale_decay=0.5'])
+    stored = dict(config=CONFIG, options=[], seed=0,
+                  budget=dict(epochs=1, train_images=128, bank_images=64,
+                              query_images=32),
+                  config_digest=study.config_digest(
+                      CONFIG, ['model.head.gmm.stale_decay=0.5']),
+                  steps=2, train_s=1.0, metrics={'knn/top1': 50.0,
+                                                 study.PLOT_X: 3.0})
+    out = tmp_path / 'results.json'
+    study.write(str(out), [stored])
+    before = out.read_text()
+    proc = run_tool([sys.executable, 'tools/analysis/seed_study.py', CONFIG,
+                     '--seeds', '0', *TINY, '--out', str(out),
+                     '--work-dir', str(tmp_path / 'runs')], check=False)
+    assert proc.returncode != 0
+    assert 'a default in the config changed since' in proc.stderr
+    assert not (tmp_path / 'runs').exists()
+    assert out.read_text() == before

@@ -9,8 +9,11 @@ demo's budget; write every run's metrics and their mean / std per variant.
 A variant is a config plus its ``--cfg-options`` (applied to training and
 evaluation). Runs already in the results file (same config, options, seed
 and budget) are kept and skipped, so a study grows over several calls and
-an interrupted one resumes; each finished run is written at once. Never runs
-two trainings at once (two torch jobs on 2 cores are ~10x slower).
+an interrupted one resumes; each finished run is written at once, with a
+digest of its resolved config: if a stored run's config resolves
+differently today (a default in the file changed), the tool stops instead
+of mixing the two. Never runs two trainings at once (two torch jobs on 2
+cores are ~10x slower).
 Writes ``--out`` (default ``docs/seed_study/results.json``) and, next to
 it, ``knn_vs_used.png``.
 """
@@ -94,6 +97,38 @@ def run_dir(work_dir: str, task: dict) -> str:
                          sort_keys=True)
     digest = hashlib.sha1(variant.encode()).hexdigest()[:10]
     return osp.join(work_dir, f'{name}_{digest}_seed{task["seed"]}')
+
+
+def config_digest(config: str, options: List[str]) -> str:
+    """SHA-1 (12 hex digits) of the resolved config (file, its bases and
+    ``options``): it changes when a default in a config file changes, which
+    the variant's name (file plus options) does not show."""
+    from mmengine.config import Config, DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--options', nargs='+', action=DictAction)
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    if options:
+        cfg.merge_from_dict(parser.parse_args(['--options',
+                                               *options]).options)
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def check_unchanged(runs: List[dict], task: dict) -> None:
+    """Exit if a stored run of ``task``'s variant, seed and budget ran a
+    config that resolves differently today (its numbers are not this
+    variant's any more). Runs stored before digests were kept pass."""
+    for run in runs:
+        stored = run.get('config_digest')
+        if run_key(run) == run_key(task) and stored not in (
+                None, task['config_digest']):
+            sys.exit(f'seed_study: {variant_key(task)!r} seed '
+                     f'{task["seed"]} resolves to another config than the '
+                     f'stored run (digest {stored}, now '
+                     f'{task["config_digest"]}): a default in the config '
+                     'changed since. Write the value that run used into '
+                     'its "options" in the results file, or use a new '
+                     '--out.')
 
 
 def run_key(run: dict) -> tuple:
@@ -218,9 +253,12 @@ def main() -> None:
             sys.exit(f'seed_study: no config file {config!r}')
     runs = load_runs(args.out)
     done = {run_key(r) for r in runs}
+    digests = {c: config_digest(c, args.cfg_options) for c in args.configs}
     todo = [dict(config=c, options=list(args.cfg_options), seed=s,
-                 budget=budget)
+                 budget=budget, config_digest=digests[c])
             for c in args.configs for s in args.seeds]
+    for task in todo:
+        check_unchanged(runs, task)
     todo = [t for t in todo if run_key(t) not in done]
     print(f'seed_study: {len(todo)} runs to do, {len(runs)} in {args.out}',
           flush=True)
