@@ -79,15 +79,17 @@ def load_seed_study():
 
 def test_run_dirs_differ_for_variants_with_a_common_prefix():
     """Folder names stay apart where the options agree for a long stretch
-    (or only the budget differs)."""
+    (or only the budget or the resolved config differs)."""
     study = load_seed_study()
     common = ['model.head.gmm.reseed_idle=4'] * 5
     budget = dict(study.DEFAULT_BUDGET)
     tasks = [dict(config=CONFIG, options=common + [last], seed=0,
                   budget=budget) for last in ('a=1', 'a=2')]
     tasks.append(dict(tasks[0], budget=dict(budget, epochs=1)))
+    # same name and options, but the config file resolved differently
+    tasks.append(dict(tasks[0], config_digest='0123456789ab'))
     dirs = {study.run_dir('wd', t) for t in tasks}
-    assert len(dirs) == 3
+    assert len(dirs) == 4
     assert all(d.startswith('wd/gm_dino_vitt_fmnist_') and
                d.endswith('_seed0') for d in dirs)
 

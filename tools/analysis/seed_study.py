@@ -89,12 +89,13 @@ def training_log(work_dir: str) -> dict:
 
 
 def run_dir(work_dir: str, task: dict) -> str:
-    """``<config>_<digest>_seed<n>``: the digest (of config, options and
-    budget) keeps variants whose names agree in their first characters
-    apart."""
+    """``<config>_<digest>_seed<n>``: the digest (of config, options,
+    budget and the resolved config's digest) keeps variants whose names
+    agree in their first characters apart, and a rerun after a config
+    default changed out of the old run's folder."""
     name = osp.splitext(osp.basename(task['config']))[0]
-    variant = json.dumps([task['config'], task['options'], task['budget']],
-                         sort_keys=True)
+    variant = json.dumps([task['config'], task['options'], task['budget'],
+                          task.get('config_digest')], sort_keys=True)
     digest = hashlib.sha1(variant.encode()).hexdigest()[:10]
     return osp.join(work_dir, f'{name}_{digest}_seed{task["seed"]}')
 
