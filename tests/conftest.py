@@ -84,6 +84,22 @@ def save_fresh_checkpoint(config: str, path) -> str:
     return str(path)
 
 
+def load_tool(path: str):
+    """Import the script ``path`` (relative to the repo root, e.g.
+    ``tools/demo.py``) as a module, with ``tools/`` importable as the
+    scripts expect."""
+    import importlib.util
+    tools_dir = osp.join(REPO_ROOT, 'tools')
+    if tools_dir not in sys.path:
+        sys.path.insert(0, tools_dir)
+    name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(
+        f'{name}_tool', osp.join(REPO_ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(args, timeout=600, env_extra=None,
              check=True) -> subprocess.CompletedProcess:
     """Run a command from the repo root with this interpreter; fail loudly

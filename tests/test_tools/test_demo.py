@@ -5,7 +5,7 @@ results.json written with the keys the README documents."""
 import json
 import sys
 
-from tests.conftest import run_tool
+from tests.conftest import load_tool, run_tool
 
 THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
 
@@ -93,13 +93,7 @@ def test_raw_pixels_reproduce_the_reference_number(fmnist_root,
 
 
 def _demo_module():
-    import importlib.util
-    from tests.conftest import REPO_ROOT
-    spec = importlib.util.spec_from_file_location(
-        'demo_tool', f'{REPO_ROOT}/tools/demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/demo.py')
 
 
 def test_long_tailed_groups_reach_json_and_table(capsys):

@@ -1,12 +1,10 @@
 """tools/analysis/frozen_encoder_collapse.py: prototype-only training on a
 frozen encoder, for the joint and the decoupled head."""
 import argparse
-import importlib.util
 import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +12,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
-from tests.conftest import REPO_ROOT, run_tool, save_fresh_checkpoint
+from tests.conftest import (REPO_ROOT, load_tool, run_tool,
+                            save_fresh_checkpoint)
 
 
 @pytest.fixture(scope='module')
@@ -63,12 +62,7 @@ def test_rejects_a_checkpoint_without_the_encoder(tmp_path, fmnist_root):
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'frozen_encoder_collapse',
-        Path(REPO_ROOT) / 'tools/analysis/frozen_encoder_collapse.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('tools/analysis/frozen_encoder_collapse.py')
 
 
 def clustered_views(seed: int) -> torch.Tensor:

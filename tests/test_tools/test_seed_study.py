@@ -1,13 +1,12 @@
 """tools/analysis/seed_study.py on a tiny budget: every run's metrics as
 tools/test.py reports them, the training log's monitored minima, mean / std
 per variant, the plot, and a second call that skips what is done."""
-import importlib.util
 import json
 import statistics
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import load_tool, run_tool
 
 TINY = ['--epochs', '1', '--train-images', '128', '--bank-images', '64',
         '--query-images', '32']
@@ -69,12 +68,7 @@ def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
 
 
 def load_seed_study():
-    sys.path.insert(0, str(Path(REPO_ROOT) / 'tools'))
-    spec = importlib.util.spec_from_file_location(
-        'seed_study', Path(REPO_ROOT) / 'tools/analysis/seed_study.py')
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
-    return study
+    return load_tool('tools/analysis/seed_study.py')
 
 
 def test_run_dirs_differ_for_variants_with_a_common_prefix():

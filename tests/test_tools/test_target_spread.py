@@ -1,6 +1,5 @@
 """tools/analysis/target_spread.py: the measures on a hand-made case, and the
 tool on checkpoints of both heads."""
-import importlib.util
 import json
 import math
 import sys
@@ -8,18 +7,12 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import (FMNIST_ROOT, REPO_ROOT, run_tool,
+from tests.conftest import (FMNIST_ROOT, load_tool, run_tool,
                             save_fresh_checkpoint)
 
 OPTIONS = ['--cfg-options', f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}']
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'target_spread', f'{REPO_ROOT}/tools/analysis/target_spread.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def test_mass_near_the_top1_counts_near_duplicates_only():
@@ -28,7 +21,7 @@ def test_mass_near_the_top1_counts_near_duplicates_only():
                          [0.0, 0.0, 1.0]])
     probs = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
     embeds = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]])
-    out = load_tool().spread(probs, embeds, 3 * bank)  # any norm
+    out = load_tool('tools/analysis/target_spread.py').spread(probs, embeds, 3 * bank)  # any norm
     assert out['images'] == 2
     assert out['top1_mass'] == pytest.approx(0.65)
     assert out['cos_to_top1'] == pytest.approx(0.9)

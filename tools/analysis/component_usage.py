@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -46,31 +46,60 @@ from frozen_encoder_collapse import embed_views  # noqa: E402
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def checkpoint_parser(description: str) -> argparse.ArgumentParser:
+    """CONFIG, CHECKPOINT, ``--images``, ``--out`` and ``--cfg-options``:
+    the arguments of the tools that read one checkpoint."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--images', type=int, default=4096,
-                        help='test images, and as many training images')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='which training images and crops')
+                        help='test images to read (and as many training '
+                        'images where the tool reads those)')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={}, help='override config keys')
+    return parser
+
+
+def load_model(args: argparse.Namespace) -> Tuple[Config, torch.nn.Module]:
+    """The config (options merged) and its model, weights from the
+    checkpoint, in eval mode."""
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu',
+                    logger='silent')
+    return cfg, model.eval()
+
+
+def report(result: dict, out: Optional[str]) -> None:
+    """Print ``result`` as JSON, and write it to ``out`` if given."""
+    print(json.dumps(result, indent=2))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + '\n')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = checkpoint_parser(__doc__.split('\n')[0])
+    parser.add_argument('--seed', type=int, default=0,
+                        help='which training images and crops')
     return parser.parse_args()
 
 
 @torch.no_grad()
 def test_embeddings(model: torch.nn.Module, dataset,
                     num_images: int) -> torch.Tensor:
-    """Teacher embeddings ``(N, D)`` of the first ``num_images`` images."""
-    teacher = model.teacher.module
+    """Embeddings ``(N, D)`` of the first ``num_images`` images by the
+    model's prediction network (the teacher unless ``predict_with`` says
+    otherwise)."""
+    backbone, neck, _ = model._predict_parts()
     rows = []
     for start in range(0, min(num_images, len(dataset)), 256):
         stop = min(start + 256, num_images, len(dataset))
         batch = default_collate([dataset[i] for i in range(start, stop)])
         inputs = model.data_preprocessor(batch, False)['inputs']
-        rows.append(teacher['neck'](teacher['backbone'](inputs))[0])
+        rows.append(neck(backbone(inputs))[0])
     return torch.cat(rows).float()
 
 
@@ -101,30 +130,21 @@ def bookkeeping(head: DecoupledGMMHead) -> Dict[str, object]:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    init_default_scope('mmpretrain')
-    model = MODELS.build(cfg.model)
+    cfg, model = load_model(args)
     if not isinstance(model.head, DecoupledGMMHead):
         raise SystemExit(f'{args.config}: the head is '
                          f'{type(model.head).__name__}; this tool reads a '
                          'DecoupledGMMHead mixture')
-    load_checkpoint(model, args.checkpoint, map_location='cpu',
-                    logger='silent')
-    model.eval()
     if not bool(model.head.gmm.initialized):
         print('note: the mixture was never updated (untrained checkpoint)')
     test_set = DATASETS.build(cfg.test_dataloader.dataset.query)
     train_set = DATASETS.build(cfg.train_dataloader.dataset)
     _, crops = embed_views(model, train_set, args.images, args.seed)
-    result = dict(
+    report(dict(
         test_images=usage(model.head,
                           test_embeddings(model, test_set, args.images)),
         training_crops=usage(model.head, crops[:, 0]),
-        mixture=bookkeeping(model.head))
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
+        mixture=bookkeeping(model.head)), args.out)
 
 
 if __name__ == '__main__':

@@ -22,8 +22,6 @@ Example::
     python tools/analysis/target_spread.py configs/gm_dino_vitt_fmnist.py \\
         work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out spread.json
 """
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Dict, Sequence
@@ -32,27 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import default_collate  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
+from mmpretrain.registry import DATASETS  # noqa: E402
 
 import gmproto_mm  # noqa: E402,F401  (registers components)
+from component_usage import (checkpoint_parser, load_model,  # noqa: E402
+                             report, test_embeddings)
 
 EPSILONS = (0.1, 0.25, 0.5)
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--images', type=int, default=4096,
-                        help='first test images to read')
-    parser.add_argument('--out', help='write the results to this JSON file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='override config keys')
-    return parser.parse_args()
 
 
 @torch.no_grad()
@@ -84,30 +68,14 @@ def spread(probs: torch.Tensor, embeds: torch.Tensor, bank: torch.Tensor,
     return out
 
 
-@torch.no_grad()
 def main() -> None:
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    init_default_scope('mmpretrain')
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu',
-                    logger='silent')
-    model.eval()
-    backbone, neck, head_part = model._predict_parts()
+    args = checkpoint_parser(__doc__.split('\n')[0]).parse_args()
+    cfg, model = load_model(args)
     dataset = DATASETS.build(cfg.test_dataloader.dataset.query)
-    embeds = []
-    for start in range(0, min(args.images, len(dataset)), 256):
-        stop = min(start + 256, args.images, len(dataset))
-        batch = default_collate([dataset[i] for i in range(start, stop)])
-        inputs = model.data_preprocessor(batch, False)['inputs']
-        embeds.append(neck(backbone(inputs))[0].float())
-    embeds = F.normalize(torch.cat(embeds), dim=1)
-    result = spread(model.head.assign(embeds, head_part), embeds,
-                    model.head.bank(head_part).float())
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
+    embeds = F.normalize(test_embeddings(model, dataset, args.images), dim=1)
+    _, _, head_part = model._predict_parts()
+    report(spread(model.head.assign(embeds, head_part), embeds,
+                  model.head.bank(head_part).float()), args.out)
 
 
 if __name__ == '__main__':
