@@ -10,9 +10,8 @@ import torch
 from tests.conftest import (FMNIST_ROOT, load_tool, run_tool,
                             save_fresh_checkpoint)
 
-OPTIONS = ['--cfg-options', f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}']
-
-
+OPTIONS = ['--cfg-options',
+           f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}']
 
 
 def test_mass_near_the_top1_counts_near_duplicates_only():
@@ -21,7 +20,8 @@ def test_mass_near_the_top1_counts_near_duplicates_only():
                          [0.0, 0.0, 1.0]])
     probs = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
     embeds = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]])
-    out = load_tool('tools/analysis/target_spread.py').spread(probs, embeds, 3 * bank)  # any norm
+    tool = load_tool('tools/analysis/target_spread.py')
+    out = tool.spread(probs, embeds, 3 * bank)  # any norm of the bank
     assert out['images'] == 2
     assert out['top1_mass'] == pytest.approx(0.65)
     assert out['cos_to_top1'] == pytest.approx(0.9)

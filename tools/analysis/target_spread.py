@@ -3,8 +3,9 @@
 Loads CONFIG's model from CHECKPOINT (joint ``DINOHead`` or
 ``DecoupledGMMHead``), embeds ``--images`` test images with the model's
 prediction network (the teacher, test pipeline) and reads the teacher
-assignment ``p`` ``(N, K)`` that ``PrototypeDiversityMetric`` uses (softmax
-at the final teacher temperature). Per image, with ``k*`` its argmax
+assignment ``p`` ``(N, K)`` that ``PrototypeDiversityMetric`` uses (the
+softmax at the final teacher temperature; the mixture posterior under
+``teacher_targets='responsibilities'``). Per image, with ``k*`` its argmax
 prototype, averaged over the images:
 
 * ``top1_mass``: ``p[k*]``;
