@@ -26,8 +26,13 @@ model = dict(
             # update, floor prior_count) and get re-seeded; without it a
             # component that lost its images keeps its weight unused
             stale_decay=0.01),
+        # ours (METHOD.md's option, docs/results.md): the mixture posterior
+        # r_nk is the teacher's target, so both steps agree on what a
+        # prototype is; it replaced the Sinkhorn softmax targets below
+        teacher_targets='responsibilities',
         # ours: equal-partition teacher (DINOv2 / SwAV) instead of DINO's
-        # running center; the joint twin accepts the same option
+        # running center; with posterior targets it only forms the targets
+        # before the first EM update (the measured runs had it)
         loss=dict(teacher_balancing='sinkhorn')))
 
 # no learned prototypes to freeze; one EM step per optimizer step instead
