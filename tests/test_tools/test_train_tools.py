@@ -57,7 +57,10 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path,
     assert int(resumed['head.em_bank.gmm.num_updates']) == 4
     before = load('twice', 1)['state_dict']
     assert int(before['head.em_bank.gmm.num_updates']) == 2
-    for key in ('head.em_bank.gmm.mu', 'head.loss_module.center'):
+    # the config's posterior targets depend on the GMM state alone (the
+    # DINO center only moves before the first EM update, so it is merely
+    # carried here: checked equal above)
+    for key in ('head.em_bank.gmm.mu', 'head.em_bank.gmm.acc_count'):
         assert not torch.equal(before[key], resumed[key]), key
     # the logged EM statistics of the updates after the resume, and beta
     scalars = [c['message_hub']['log_scalars'] for c in (once, twice)]
