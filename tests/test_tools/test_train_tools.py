@@ -13,8 +13,11 @@ from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, free_port, run_tool,
                             small_cfg)
 
 
-def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path,
-                                                       fmnist_root):
+# the config's posterior targets, and the softmax targets, whose DINO center
+# moves at every step (with the posterior only before the first EM update)
+@pytest.mark.parametrize('targets', ['responsibilities', 'softmax'])
+def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
+                                                       targets):
     """Train 2 epochs of 2 iterations at once, and 1 + --resume 1: the EM
     state (every GMM buffer, num_updates hence beta), the DINO center, the
     EM updates after the resume and all weights are the same, bit for bit.
@@ -25,7 +28,8 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path,
         'train_dataloader.dataset.indices=16',
         'train_dataloader.num_workers=1', 'randomness.seed=0',
         'model.backbone.drop_path_rate=0.0',
-        'model.head.gmm.init_samples=1']  # EM from the first step on
+        'model.head.gmm.init_samples=1',  # EM from the first step on
+        f'model.head.teacher_targets={targets}']
 
     def train(work, max_epochs, resume=False, check=True, extra=()):
         return run_tool([sys.executable, 'tools/train.py',
@@ -57,10 +61,10 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path,
     assert int(resumed['head.em_bank.gmm.num_updates']) == 4
     before = load('twice', 1)['state_dict']
     assert int(before['head.em_bank.gmm.num_updates']) == 2
-    # the config's posterior targets depend on the GMM state alone (the
-    # DINO center only moves before the first EM update, so it is merely
-    # carried here: checked equal above)
-    for key in ('head.em_bank.gmm.mu', 'head.em_bank.gmm.acc_count'):
+    moved = ['head.em_bank.gmm.mu', 'head.em_bank.gmm.acc_count']
+    if targets == 'softmax':
+        moved.append('head.loss_module.center')
+    for key in moved:
         assert not torch.equal(before[key], resumed[key]), key
     # the logged EM statistics of the updates after the resume, and beta
     scalars = [c['message_hub']['log_scalars'] for c in (once, twice)]
