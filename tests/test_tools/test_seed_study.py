@@ -113,3 +113,37 @@ def test_a_changed_config_default_stops_the_study(tmp_path):
     assert 'a default in the config changed since' in proc.stderr
     assert not (tmp_path / 'runs').exists()
     assert out.read_text() == before
+
+
+def test_records_written_meanwhile_are_kept(tmp_path, monkeypatch):
+    """Each finished run is merged into the file as it is then, so a record
+    another writer added while this call trained (a second study, a
+    relabelling) survives; before, the copy read at the start overwrote
+    it. Training is replaced by a stub that writes such a record."""
+    study = load_seed_study()
+    out = tmp_path / 'results.json'
+    foreign = dict(config='configs/dino_vitt_fmnist.py', options=[], seed=7,
+                   budget=dict(study.DEFAULT_BUDGET), work_dir='elsewhere',
+                   steps=2, train_s=1.0,
+                   metrics={'knn/top1': 50.0, study.PLOT_X: 3.0})
+
+    def fake_train_and_evaluate(config, model_dir, seed, **kwargs):
+        stored = study.load_runs(str(out))
+        study.write(str(out), stored + [dict(foreign, seed=7 + seed)])
+        return dict(train_s=1.0,
+                    metrics={'knn/top1': 60.0 + seed, study.PLOT_X: 5.0})
+
+    monkeypatch.setattr(study, 'train_and_evaluate', fake_train_and_evaluate)
+    monkeypatch.setattr(study, 'training_log',
+                        lambda work_dir: dict(steps=2, monitor={}))
+    monkeypatch.chdir(Path.cwd())  # main() changes to the repo root
+    monkeypatch.setattr(sys, 'argv', [
+        'seed_study.py', CONFIG, '--seeds', '0', '1', *TINY, '--out',
+        str(out), '--work-dir', str(tmp_path / 'runs')])
+    study.main()
+    runs = json.loads(out.read_text())['runs']
+    assert sorted((r['config'], r['seed']) for r in runs) == [
+        ('configs/dino_vitt_fmnist.py', 7),
+        ('configs/dino_vitt_fmnist.py', 8), (CONFIG, 0), (CONFIG, 1)]
+    assert [r['metrics']['knn/top1'] for r in runs
+            if r['config'] == CONFIG] == [60.0, 61.0]

@@ -9,7 +9,8 @@ demo's budget; write every run's metrics and their mean / std per variant.
 A variant is a config plus its ``--cfg-options`` (applied to training and
 evaluation). Runs already in the results file (same config, options, seed
 and budget) are kept and skipped, so a study grows over several calls and
-an interrupted one resumes; each finished run is written at once, with a
+an interrupted one resumes; each finished run is written at once (merged
+into the file as it is then, so records added meanwhile are kept), with a
 digest of its resolved config: if a stored run's config resolves
 differently today (a default in the file changed), the tool stops instead
 of mixing the two. Never runs two trainings at once (two torch jobs on 2
@@ -178,6 +179,18 @@ def write(path: str, runs: List[dict]) -> None:
     os.replace(tmp, path)
 
 
+def write_merged(path: str, mine: List[dict]) -> List[dict]:
+    """Write the file as it is now plus this call's runs not yet in it
+    (matched by ``work_dir``): records that another writer added or
+    relabelled since this call read the file are kept, not overwritten
+    by the copy read at the start. Returns all runs written."""
+    stored = load_runs(path)
+    dirs = {run.get('work_dir') for run in stored}
+    runs = stored + [run for run in mine if run['work_dir'] not in dirs]
+    write(path, runs)
+    return runs
+
+
 def plot(path: str, runs: List[dict]) -> str:
     """k-NN top-1 against used prototypes, one marker per run, mean +- std
     per variant."""
@@ -264,6 +277,7 @@ def main() -> None:
     print(f'seed_study: {len(todo)} runs to do, {len(runs)} in {args.out}',
           flush=True)
     start = time.time()
+    mine: List[dict] = []
     for i, task in enumerate(todo, 1):
         model_dir = run_dir(args.work_dir, task)
         label = f'[{i}/{len(todo)}] {variant_key(task)} seed {task["seed"]}'
@@ -271,17 +285,17 @@ def main() -> None:
             task['config'], model_dir, seed=task['seed'],
             options=task['options'], label=label, **budget)
         log = training_log(model_dir)
-        runs.append(dict(task, work_dir=model_dir, steps=log['steps'],
+        mine.append(dict(task, work_dir=model_dir, steps=log['steps'],
                          train_s=round(out['train_s'], 1),
                          metrics={**out['metrics'], **log['monitor']}))
-        write(args.out, runs)
+        runs = write_merged(args.out, mine)
         elapsed = time.time() - start
         print(f'seed_study: {label} done, knn/top1 '
               f'{out["metrics"]["knn/top1"]:.2f}, used '
               f'{out["metrics"][PLOT_X]:.0f}; {elapsed / 60:.1f} min, '
               f'~{elapsed / i * (len(todo) - i) / 60:.0f} min left',
               flush=True)
-    write(args.out, runs)
+    runs = write_merged(args.out, mine)
     print(f'results: {args.out}; plot: {plot(args.out, runs)}')
 
 
