@@ -288,7 +288,7 @@ def main() -> None:
         mine.append(dict(task, work_dir=model_dir, steps=log['steps'],
                          train_s=round(out['train_s'], 1),
                          metrics={**out['metrics'], **log['monitor']}))
-        runs = write_merged(args.out, mine)
+        write_merged(args.out, mine)
         elapsed = time.time() - start
         print(f'seed_study: {label} done, knn/top1 '
               f'{out["metrics"]["knn/top1"]:.2f}, used '
