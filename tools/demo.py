@@ -4,8 +4,9 @@ Fashion-MNIST (same seed, data and budget), evaluate both, plot, and write
 the same k-NN protocol on raw pixels, and the untrained encoder (a fresh
 model of the baseline config, same seed, evaluated as the trained ones).
 Then run each model's prototype step alone on the baseline's trained, frozen
-encoder at the recipe's batch and lr (``frozen_encoder_collapse.py``): the
-joint prototypes collapse there within a minute, the GMM means do not.
+encoder at the recipe's batch and lr and the baseline's K
+(``frozen_encoder_collapse.py``): the joint prototypes collapse there within
+a minute, the GMM means do not.
 Prints the elapsed time per stage and in total (also in results.json).
 Run through ``bash tools/demo.sh``."""
 import argparse
@@ -402,6 +403,10 @@ def main() -> None:
 
     trajectories = []
     if args.frozen_steps:  # the prototype step alone, same frozen encoder
+        # and the same K: the decoupled config's own K may be smaller, and
+        # fewer prototypes are easier to keep apart
+        same_k = ['--cfg-options', 'model.head.num_prototypes='
+                  f'{results["baseline"]["num_prototypes"]}']
         for name, config in configs.items():
             print(f'\n=== {name}: prototype step alone on the frozen '
                   'baseline encoder ===', flush=True)
@@ -411,7 +416,7 @@ def main() -> None:
                      checkpoints[0], '--steps', str(args.frozen_steps),
                      '--images', str(args.frozen_images),
                      '--log-every', str(max(1, args.frozen_steps // 10)),
-                     '--seed', str(args.seed), '--out', out])
+                     '--seed', str(args.seed), '--out', out] + same_k)
             with open(out) as f:
                 final = json.load(f)['final']
             results[name].update(

@@ -6,6 +6,8 @@ the same batches (the decoupled step includes its online-EM update, as
 <= 1.03), then the EM-update / matmul ratio of ``benchmark_em.py``.
 
     python tools/analysis/benchmark.py                       # tiny, CPU
+    python tools/analysis/benchmark.py --decoupled-options \\
+        model.head.num_prototypes=1024                       # same K
     python tools/analysis/benchmark.py --joint configs/dino_vitb_in1k.py \\
         --decoupled configs/gm_dino_vitb_in1k.py --device cuda --batch 64
 """
@@ -16,10 +18,10 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
@@ -48,12 +50,21 @@ def parse_args() -> argparse.Namespace:
                         help='random batches instead of the config data')
     parser.add_argument('--skip-em', action='store_true',
                         help='skip the EM update / matmul benchmark')
+    parser.add_argument('--decoupled-options', nargs='+', action=DictAction,
+                        help='override keys of the decoupled config, e.g. '
+                        'model.head.num_prototypes=1024 for the joint '
+                        "config's K")
     return parser.parse_args()
 
 
-def build_step(config: str, device: str) -> Callable[[dict], None]:
-    """One training iteration of ``config``: train_step + EM updates."""
+def build_step(config: str, device: str,
+               options: Optional[dict] = None) -> Callable[[dict], None]:
+    """One training iteration of ``config`` (with ``options`` merged):
+    train_step + EM updates."""
     cfg = Config.fromfile(osp.join(ROOT, config))
+    if options:
+        cfg.merge_from_dict(options)
+    print(f'{config}: K = {cfg.model.head.get("num_prototypes")}')
     model = MODELS.build(cfg.model).to(device)
     # mmengine logs every parameter's initialisation and weight-decay rule
     # at INFO (hundreds of lines before the ratios): warnings only here
@@ -109,7 +120,8 @@ def main() -> None:
     MessageHub.get_current_instance().update_info('max_iters', 10**6)
     torch.manual_seed(0)
     steps = dict(joint=build_step(args.joint, args.device),
-                 decoupled=build_step(args.decoupled, args.device))
+                 decoupled=build_step(args.decoupled, args.device,
+                                      args.decoupled_options))
     batches = make_batches(args.joint, args.batch,
                            args.warmup + args.iters, args.random_data)
     times = dict(joint=[], decoupled=[])

@@ -35,7 +35,7 @@ from typing import Dict, List, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dataset import default_collate  # noqa: E402
 from mmengine.model import ExponentialMovingAverage  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
@@ -66,6 +66,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--log-every', type=int, default=500)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='write the results to this JSON file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override CONFIG keys, e.g. '
+                        'model.head.num_prototypes=1024 to compare heads '
+                        'at the same K')
     return parser.parse_args()
 
 
@@ -167,6 +171,8 @@ def main() -> None:
     set_random_seed(args.seed)  # python, numpy (the crops) and torch
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model)
     load_encoder(model, args.checkpoint)
     model.eval()
@@ -183,6 +189,8 @@ def main() -> None:
     history = train_prototypes(head, student, teacher, args)
     if args.out:
         result = dict(config=args.config, checkpoint=args.checkpoint,
+                      cfg_options=args.cfg_options or {},
+                      num_prototypes=cfg.model.head.num_prototypes,
                       images=student.shape[0], batch_size=args.batch_size,
                       data_leaders=leaders, unique=history,
                       final={f'unique@{eps}': history[str(eps)][-1]
