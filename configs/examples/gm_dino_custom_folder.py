@@ -8,12 +8,12 @@
 #   python tools/train.py configs/examples/gm_dino_custom_folder.py
 #   python tools/test.py configs/examples/gm_dino_custom_folder.py \
 #       work_dirs/gm_dino_custom_folder/epoch_3.pth
-_base_ = ['../gm_dino_vitt_fmnist.py']  # tiny ViT, K = 1024, OnlineEMHook
+_base_ = ['../gm_dino_vitt_fmnist.py']  # tiny ViT, K = 256, OnlineEMHook
 
 train_root = 'data/my_images/train'
 val_root = 'data/my_images/val'
 image_size = 32  # global crops; local crops are half of it
-num_prototypes = 1024  # K: tens of times the number of classes or more
+num_prototypes = 256  # K: tens of times the number of classes or more
 # Per-channel pixel mean / std (0-255) of your training images, RGB order;
 # gray images are loaded as 3 equal channels. ImageNet's are a fair default
 # for photos: mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375].

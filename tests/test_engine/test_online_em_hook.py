@@ -104,7 +104,7 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
     assert seen == [2 * 8 * accumulate] * (4 // accumulate)
     assert int(gmm.num_updates) == 4 // accumulate
     assert not torch.equal(start, gmm.means)
-    torch.testing.assert_close(gmm.means.norm(dim=1), torch.ones(1024))
+    torch.testing.assert_close(gmm.means.norm(dim=1), torch.ones(256))
     # beta of update t: the config's cosine schedule 0.3 -> 1 over 500
     betas = runner.message_hub.get_scalar('train/em_beta').data[0].tolist()
     assert betas == pytest.approx(
@@ -206,7 +206,7 @@ def test_drift_check_warns_and_re_broadcasts_rank_0(two_rank_run):
 
 
 def test_pooled_initialisation_through_the_runner(tmp_path, fmnist_root):
-    """K = 1024 > 16 rows per step: EM starts once K rows were pooled."""
+    """K = 64 > 16 rows per step: EM starts once K rows were pooled."""
     cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=64,
                     batch_size=8)  # 8 steps x 16 global embeddings
     cfg.model.head.num_prototypes = 64

@@ -263,8 +263,9 @@ def test_find_prototype_banks_for_each_head():
 
 def planted_checkpoint(config: str, path) -> torch.Tensor:
     """Save the fresh model of ``configs/<config>`` with a non-trivial
-    prototype bank: for a decoupled model, GMM means 512..1023 are copies
-    of means 0..511 moved by growing noise (norm 0 to 0.2), so unique@eps
+    prototype bank: for a decoupled model, the second half of the GMM
+    means are copies of the first half moved by growing noise (norm 0 to
+    0.2), so unique@eps
     falls well below 100 % and differs between the thresholds. Return the
     bank the checkpoint holds (the teacher's, as the metric reads it)."""
     from mmengine.config import Config
@@ -277,13 +278,14 @@ def planted_checkpoint(config: str, path) -> torch.Tensor:
                          .model)
     if hasattr(model.head, 'gmm'):
         mu = model.head.gmm.mu
+        half = mu.shape[0] // 2
         # not seed 0: that is the seed of the means themselves
         gen = torch.Generator().manual_seed(1234)
         noise = torch.nn.functional.normalize(
-            torch.randn(512, mu.shape[1], generator=gen), dim=1)
-        scale = torch.linspace(0, 0.2, 512)[:, None]
-        mu[512:] = torch.nn.functional.normalize(mu[:512] + scale * noise,
-                                                 dim=1)
+            torch.randn(half, mu.shape[1], generator=gen), dim=1)
+        scale = torch.linspace(0, 0.2, half)[:, None]
+        mu[half:2 * half] = torch.nn.functional.normalize(
+            mu[:half] + scale * noise, dim=1)
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
     bank, = prototypes_from_state_dict(model.state_dict(),
                                        copy='teacher').values()
@@ -336,7 +338,8 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
                 'prototypes/soft_perplexity',
                 'prototypes/embedding_leaders@0.5', 'knn/top1', 'knn/top5'):
         assert key in metrics, key
-    assert metrics['prototypes/num_prototypes'] == 1024
+    assert metrics['prototypes/num_prototypes'] == {
+        'dino_vitt_fmnist.py': 1024, 'gm_dino_vitt_fmnist.py': 256}[config]
     assert metrics['prototypes/embedding_count'] == 96  # bank + queries
     # the diversity is the function's on the checkpoint's (teacher) bank
     expected = prototype_diversity(bank)

@@ -31,7 +31,7 @@ def test_counts_used_and_stale_components(fmnist_root, tmp_path) -> None:
         assert 1 <= result[part]['used_teacher'] <= 24
         assert 1 <= result[part]['used_posterior'] <= 24
     mixture = result['mixture']
-    assert mixture['num_components'] == 1024
+    assert mixture['num_components'] == 256  # the config's K
     assert mixture['past_idle_mark'] == 3
     assert mixture['count_equilibrium'] == 100.0  # 1 / forgetting (0.01)
 

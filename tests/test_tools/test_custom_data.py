@@ -62,6 +62,6 @@ def test_train_and_test_on_an_image_folder(tmp_path, fmnist_root):
     with open(out) as f:
         metrics = json.load(f)
     assert metrics['prototypes/embedding_count'] == 3 * 8 + 3 * 4
-    assert metrics['prototypes/num_prototypes'] == 1024
+    assert metrics['prototypes/num_prototypes'] == 256  # the example's K
     assert 0 <= metrics['knn/top1'] <= 100
     assert 'prototypes/used_prototypes' in metrics

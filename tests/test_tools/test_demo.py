@@ -8,6 +8,8 @@ import sys
 from tests.conftest import load_tool, run_tool
 
 THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
+# the configs' K: the untrained column is the baseline's model
+NUM_PROTOTYPES = {'baseline': 1024, 'decoupled': 256, 'untrained': 1024}
 
 
 def test_demo_writes_results_and_plots(fmnist_root, tmp_path):
@@ -26,7 +28,7 @@ def test_demo_writes_results_and_plots(fmnist_root, tmp_path):
             assert 0 < model[f'unique@{eps}'] <= 100
         assert 0 <= model['knn_top1'] <= 100
         assert 1 <= model['used_prototypes'] <= model['num_prototypes']
-        assert model['num_prototypes'] == 1024
+        assert model['num_prototypes'] == NUM_PROTOTYPES[name]
         assert model['seed'] == 0
         # the data's own spacing: at most the 64 + 32 evaluated embeddings
         assert 1 <= model['embedding_leaders@0.5'] <= \
@@ -45,6 +47,8 @@ def test_demo_writes_results_and_plots(fmnist_root, tmp_path):
             (work_dir / name / 'frozen_encoder.json').read_text())
         assert frozen['unique']['steps'][-1] == 4
         assert frozen['images'] == 48  # --frozen-images reached the tool
+        # both heads' prototype steps alone run at the baseline's K
+        assert frozen['num_prototypes'] == NUM_PROTOTYPES['baseline']
         assert model['frozen_encoder_unique@0.5'] == \
             frozen['final']['unique@0.5']
     untrained = results['untrained']

@@ -23,16 +23,21 @@ def joint_checkpoint(tmp_path_factory):
                                  tmp_path_factory.mktemp('ckpt') / 'joint.pth')
 
 
-@pytest.mark.parametrize('config', ['dino_vitt_fmnist.py',
-                                    'gm_dino_vitt_fmnist.py'])
-def test_reports_unique_prototypes_per_step(config, joint_checkpoint,
-                                            fmnist_root, tmp_path):
+@pytest.mark.parametrize('config,options,num_prototypes', [
+    ('dino_vitt_fmnist.py', [], 1024),
+    ('gm_dino_vitt_fmnist.py', [], 256),
+    # the demo runs both heads at the baseline's K this way
+    ('gm_dino_vitt_fmnist.py', ['--cfg-options',
+                                'model.head.num_prototypes=1024'], 1024)])
+def test_reports_unique_prototypes_per_step(config, options, num_prototypes,
+                                            joint_checkpoint, fmnist_root,
+                                            tmp_path):
     out = tmp_path / 'frozen.json'
     proc = run_tool([sys.executable,
                      'tools/analysis/frozen_encoder_collapse.py',
                      f'configs/{config}', joint_checkpoint, '--images', '32',
                      '--steps', '5', '--log-every', '2', '--batch-size', '8',
-                     '--out', str(out)])
+                     '--out', str(out)] + options)
     rows = re.findall(r'step +(\d+) +unique% +0\.025: *([\d.]+)',
                       proc.stdout)
     assert [int(step) for step, _ in rows] == [0, 2, 4, 5]  # and the last
@@ -48,6 +53,7 @@ def test_reports_unique_prototypes_per_step(config, joint_checkpoint,
     assert result['final']['unique@0.5'] == result['unique']['0.5'][-1]
     assert result['data_leaders']['0.5'] == int(leaders[2])
     assert result['images'] == 32
+    assert result['num_prototypes'] == num_prototypes
 
 
 def test_rejects_a_checkpoint_without_the_encoder(tmp_path, fmnist_root):

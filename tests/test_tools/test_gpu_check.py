@@ -50,7 +50,7 @@ def test_timings_and_ratios_are_positive(report):
     for n in ('this_run', 'recipe'):
         em = report['em'][n]
         assert em['ratio'] > 0 and em['update_s'] > 0 and em['matmul_s'] > 0
-        assert (em['num_components'], em['dim']) == (1024, 128)  # the config
+        assert (em['num_components'], em['dim']) == (256, 128)  # the config
     assert report['em']['this_run']['batch'] == 8 * 2  # 2 global views
 
 
