@@ -43,6 +43,10 @@ class DecoupledGMMHead(BasePrototypeHead):
             ``cross_view_loss`` (``DINOLoss``). Until the first EM update
             initialises the mixture, the softmax targets are used. Defaults
             to ``'softmax'``.
+        target_beta (float): Inverse temperature in (0, 1] of the
+            ``'responsibilities'`` targets, ``softmax_k(target_beta *
+            log p_nk)`` (ours; 1: the posterior itself, < 1 softer; the EM
+            step keeps its own beta). Defaults to 1.0.
         max_cached_batches (int): Error out if this many teacher batches
             pile up unconsumed (``OnlineEMHook`` missing). Defaults to 1024.
         init_cfg (dict, optional): Initialisation config.
@@ -54,6 +58,7 @@ class DecoupledGMMHead(BasePrototypeHead):
                  gmm: Optional[dict] = None,
                  loss: dict = dict(type='DINOLoss'),
                  teacher_targets: str = 'softmax',
+                 target_beta: float = 1.0,
                  max_cached_batches: int = 1024,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, num_prototypes, loss, init_cfg)
@@ -65,7 +70,14 @@ class DecoupledGMMHead(BasePrototypeHead):
             raise ValueError("teacher_targets='responsibilities' needs a "
                              'loss with cross_view_loss (DINOLoss), got '
                              f'{type(self.loss_module).__name__}')
+        if not 0.0 < target_beta <= 1.0:
+            raise ValueError(f'target_beta must be in (0, 1], got '
+                             f'{target_beta!r}')
+        if target_beta != 1.0 and teacher_targets != 'responsibilities':
+            raise ValueError("target_beta only acts on teacher_targets="
+                             "'responsibilities'; set that or drop it")
         self.teacher_targets = teacher_targets
+        self.target_beta = float(target_beta)
         self.em_bank = GMMPrototypeBank(num_prototypes, in_channels, gmm,
                                         max_cached_batches)
 
@@ -98,7 +110,8 @@ class DecoupledGMMHead(BasePrototypeHead):
             return super().loss(student_embeds, teacher_embeds,
                                 teacher_module)
         student_logits = [self.logits(z) for z in student_embeds]
-        targets = [self.gmm.responsibilities(z) for z in teacher_embeds]
+        targets = [self.gmm.responsibilities(z, self.target_beta)
+                   for z in teacher_embeds]
         self.observe_teacher(teacher_embeds)
         return dict(loss=self.loss_module.cross_view_loss(student_logits,
                                                           targets))
@@ -109,4 +122,4 @@ class DecoupledGMMHead(BasePrototypeHead):
                teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
         if not self._use_responsibilities():
             return super().assign(embeds, teacher_module)
-        return self.gmm.responsibilities(embeds)
+        return self.gmm.responsibilities(embeds, self.target_beta)
