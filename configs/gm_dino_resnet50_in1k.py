@@ -1,8 +1,8 @@
 # Decoupled DINO ResNet-50 on ImageNet-1k: DINO's ResNet-50 recipe
 # (dino_resnet50_in1k.py) with the prototype head swapped for online-EM
-# Gaussian-mixture means (ours, as gm_dino_vitb_in1k.py).
+# Gaussian-mixture means (the same method as gm_dino_vitb_in1k.py).
 #   bash tools/dist_train.sh configs/gm_dino_resnet50_in1k.py 8
-_base_ = ['./dino_resnet50_in1k.py']
+_base_ = ['./dino_resnet50_in1k.py', './_base_/decoupled_gmm.py']
 
 model = dict(
     head=dict(
@@ -12,14 +12,11 @@ model = dict(
         num_prototypes=65536,
         loss=dict(type='DINOLoss', student_temp=0.1, teacher_temp=0.04,
                   warmup_teacher_temp=0.04, warmup_teacher_temp_epochs=0,
-                  center_momentum=0.9),
-        gmm=dict(
-            forgetting=0.01,     # eta: rho_k = (1 - eta) ** N_k
-            beta_start=0.3,      # annealed E-step: beta 0.3 -> 1
-            beta_iters=25020,    # ... over 10 epochs of 2502 iterations
-            beta_schedule='cosine',
-            min_var=1e-4,        # sigma^2 floor
-            init='sample')))     # K pooled teacher embeddings
+                  center_momentum=0.9, **_base_.decoupled_loss),
+        gmm=dict(_base_.decoupled_gmm,
+                 beta_iters=25020,     # 10 epochs of 2,502 iterations
+                 reseed_start=25020),  # the end of the 10-epoch lr warm-up
+        **_base_.decoupled_targets))
 
 # no learned prototypes to freeze; one EM step per optimizer step instead
 custom_hooks = [

@@ -35,7 +35,7 @@ model = dict(
     neck=dict(in_channels=512, hid_channels=512, out_channels=64),
     head=dict(loss=dict(feat_dim=64,  # equal to neck out_channels
                         num_crops=num_crops, num_prototypes=512,
-                        gmm=dict(beta_iters=200))))
+                        gmm=dict(beta_iters=200, reseed_start=200))))
 
 optim_wrapper = dict(optimizer=dict(type='LARS', lr=0.3))
 find_unused_parameters = False

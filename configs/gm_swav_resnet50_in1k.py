@@ -1,7 +1,11 @@
 # mmpretrain's own SwAV config, unmodified, with decoupled prototypes: the
 # Sinkhorn codes are computed against fixed GMM means that OnlineEMHook fits
-# to the assigned views' embeddings. Only the loss type and the hooks change.
-_base_ = 'mmpretrain::swav/swav_resnet50_8xb32-mcrop-coslr-200e_in1k-224px-96px.py'  # noqa: E501
+# to the assigned views' embeddings, with the EM method of the decoupled DINO
+# configs. Only the loss type and the hooks change.
+_base_ = [
+    'mmpretrain::swav/swav_resnet50_8xb32-mcrop-coslr-200e_in1k-224px-96px.py',
+    './_base_/decoupled_gmm.py'
+]
 custom_imports = dict(imports=['gmproto_mm'], allow_failed_imports=False)
 
 model = dict(
@@ -9,7 +13,9 @@ model = dict(
         loss=dict(
             type='DecoupledSwAVLoss',  # keeps feat_dim, epsilon, num_crops
             num_prototypes=3000,
-            gmm=dict(forgetting=0.01, beta_start=0.3, beta_iters=5000))))
+            gmm=dict(_base_.decoupled_gmm,
+                     beta_iters=5000,       # about one epoch (5,005 iters)
+                     reseed_start=5000))))  # no lr warm-up: after beta
 
 # mmengine 0.10.7 tags every dict of a `pkg::` base config with `_scope_`,
 # and the Runner passes it on to the collate function, which rejects it.

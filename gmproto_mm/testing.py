@@ -127,3 +127,84 @@ class RandomMultiCropDataset(Dataset):
                           dtype=torch.uint8) for s in self.crop_sizes
         ]
         return dict(inputs=views, data_samples=DataSample())
+
+
+def drifting_clusters(num_clusters: int, dim: int, rows: int, updates: int,
+                      spread: float = 0.03, drift: float = 0.002,
+                      cap: float = 0.5, seed: int = 0):
+    """A stream of clustered unit vectors whose centres drift slowly: a
+    stand-in for the teacher embeddings of a large data set.
+
+    The centres lie in a cap of the sphere (a random pole plus Gaussian
+    noise of expected norm ``cap``, renormalised), as embeddings do, so
+    means spread uniformly over the sphere start far from all of them. Each
+    batch draws ``rows`` points around uniformly chosen centres (Gaussian
+    noise of expected norm ``spread``, renormalised); after each
+    batch every centre moves by ``drift`` along a fixed random tangent
+    direction (and is renormalised).
+
+    Args:
+        num_clusters (int): Centres ``C``.
+        dim (int): ``D``.
+        rows (int): Rows per batch ``N``.
+        updates (int): Batches.
+        spread (float): Expected distance of a point from its centre.
+            Defaults to 0.03 (a cluster fits in the paper's eps = 0.1).
+        drift (float): Distance a centre moves per batch. Defaults to 0.002.
+        cap (float): Spread of the centres around their pole. Defaults to
+            0.5.
+        seed (int): Seed. Defaults to 0.
+
+    Yields:
+        Tuple[Tensor, Tensor]: The batch ``(N, D)`` and the centres
+        ``(C, D)`` it was drawn around.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    normalize = torch.nn.functional.normalize
+    pole = normalize(torch.randn(dim, generator=gen), dim=0)
+    centres = normalize(pole + torch.randn(num_clusters, dim, generator=gen)
+                        * (cap / dim**0.5), dim=1)
+    tangent = torch.randn(num_clusters, dim, generator=gen)
+    tangent = normalize(
+        tangent - (tangent * centres).sum(1, keepdim=True) * centres, dim=1)
+    for _ in range(updates):
+        idx = torch.randint(num_clusters, (rows, ), generator=gen)
+        noise = torch.randn(rows, dim, generator=gen) * (spread / dim**0.5)
+        yield normalize(centres[idx] + noise, dim=1), centres
+        centres = normalize(centres + drift * tangent, dim=1)
+
+
+def stream_scale_check(gmm, num_clusters: int, rows: int, updates: int,
+                       probe_every: int = 10, seed: int = 0) -> dict:
+    """Fit ``gmm`` to :func:`drifting_clusters` and record what the scale
+    test asserts: when the used components first reach the number of
+    clusters (a component is used when it is the posterior argmax of some
+    probe row: 4 rows per cluster, drawn around the current centres), and
+    the largest per-update re-seed and merge counts.
+
+    Returns:
+        dict: ``rows_to_cover`` (rows seen when used >= clusters, None if
+        never), ``used`` (at the end), ``max_reseeded``, ``max_merged``,
+        ``updates``, ``rows``.
+    """
+    gen = torch.Generator().manual_seed(seed + 1)
+    normalize = torch.nn.functional.normalize
+    dim = gmm.dim
+    stats = dict(rows_to_cover=None, used=0, max_reseeded=0.0,
+                 max_merged=0.0, updates=updates, rows=rows)
+    stream = drifting_clusters(num_clusters, dim, rows, updates, seed=seed)
+    for t, (x, centres) in enumerate(stream, 1):
+        out = gmm.update(x.to(gmm.mu.device))
+        stats['max_reseeded'] = max(stats['max_reseeded'],
+                                    out.get('reseeded', 0.0))
+        stats['max_merged'] = max(stats['max_merged'], out.get('merged', 0.0))
+        if t % probe_every and t != updates:
+            continue
+        probe = centres.repeat(4, 1)
+        probe = normalize(probe + torch.randn(probe.shape, generator=gen) *
+                          (0.03 / dim**0.5), dim=1).to(gmm.mu.device)
+        used = int(gmm.log_prob(probe).argmax(dim=1).unique().numel())
+        stats['used'] = used
+        if used >= num_clusters and stats['rows_to_cover'] is None:
+            stats['rows_to_cover'] = t * rows
+    return stats

@@ -9,9 +9,9 @@ import torch
 from mmengine.optim import OptimWrapper
 
 from gmproto_mm.models.utils import attach_em_updater
-from gmproto_mm.models.utils.online_gmm import OnlineGaussianMixture
+from gmproto_mm.models.mixture.online_em import OnlineGaussianMixture
 from tests.test_models.test_dino import multicrop, tiny_dino
-from tests.test_models.test_online_gmm import (FLOAT_KEYS, clustered,
+from tests.test_models.test_online_em import (FLOAT_KEYS, clustered,
                                                reference_update, unit_rows)
 
 # unit roundoff u (half the gap between 1 and the next number): rounding a

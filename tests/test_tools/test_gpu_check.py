@@ -34,8 +34,8 @@ def test_report_has_every_number_target_and_the_environment(report):
                                        'ibot', 'em', 'distributed'}
     assert report['errors'] == {}
     assert report['target_values'] == dict(
-        iter_ratio_max=1.03, em_ratio_max=4.5, extra_memory_max_gb=0.5,
-        elapsed_max_s=300.0)
+        iter_ratio_max=1.03, em_ratio_max=4.5, em_ratio_options_max=5.0,
+        extra_memory_max_gb=0.5, elapsed_max_s=300.0)
     assert report['passed'] is True
 
 
@@ -47,11 +47,17 @@ def test_timings_and_ratios_are_positive(report):
     # the decoupled run has one more (untimed) iteration, after its checkpoint
     assert len(runs['decoupled']['iter_times_s']) == 2 + 4 + 1
     assert report['iter_ratio_decoupled_over_joint'] > 0
-    for n in ('this_run', 'recipe'):
+    for n in ('this_run', 'recipe', 'this_run_options', 'recipe_options'):
         em = report['em'][n]
         assert em['ratio'] > 0 and em['update_s'] > 0 and em['matmul_s'] > 0
         assert (em['num_components'], em['dim']) == (256, 128)  # the config
     assert report['em']['this_run']['batch'] == 8 * 2  # 2 global views
+    # the paper's method initialises after pooling K rows; the options run
+    # the config's own EM options, re-seeding from the first update
+    assert report['em']['options']['reseed_rate'] == 1 / 32
+    assert report['em']['recipe_options']['reseeded'] > 0
+    first = report['em']['first_step_after_pooling']
+    assert first['pooled_rows'] == 256 and first['seconds'] > 0
 
 
 def test_cpu_memory_is_null_with_a_reason_and_targets_not_counted(report):
@@ -62,7 +68,8 @@ def test_cpu_memory_is_null_with_a_reason_and_targets_not_counted(report):
         assert run['optim_wrapper'] == 'OptimWrapper'  # no AMP on the CPU
     targets = report['targets']
     assert targets['extra_memory_gb']['passed'] is None
-    for name in ('iter_ratio', 'em_ratio', 'extra_memory_gb', 'elapsed_s'):
+    for name in ('iter_ratio', 'em_ratio', 'em_ratio_options',
+                 'extra_memory_gb', 'elapsed_s'):
         assert targets[name]['counts'] is False
 
 

@@ -75,7 +75,7 @@ def test_run_dirs_differ_for_variants_with_a_common_prefix():
     """Folder names stay apart where the options agree for a long stretch
     (or only the budget or the resolved config differs)."""
     study = load_seed_study()
-    common = ['model.head.gmm.reseed_idle=4'] * 5
+    common = ['model.head.gmm.reseed_rate=0.25'] * 5
     budget = dict(study.DEFAULT_BUDGET)
     tasks = [dict(config=CONFIG, options=common + [last], seed=0,
                   budget=budget) for last in ('a=1', 'a=2')]

@@ -1,6 +1,7 @@
 """tools/train.py, --resume, tools/dist_train.sh (2 CPU processes), the
 frozen first epoch, the ViT-B recipe and data-set errors."""
 import os.path as osp
+import shutil
 import sys
 
 import pytest
@@ -78,6 +79,49 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
     assert 'does not fit the model' in out.stderr
     assert 'shape mismatch' in out.stderr
     assert not osp.isfile(tmp_path / 'twice' / 'epoch_3.pth')
+
+
+LEGACY = osp.join(REPO_ROOT, 'tests', 'data',
+                  'gm_dino_vitt_fmnist_v660a9e7_epoch_1.pth')
+# the options the fixture was written with (tests/data/README.md)
+LEGACY_OPTIONS = [
+    'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False',
+    'train_dataloader.dataset.indices=32', 'randomness.seed=0',
+    'model.backbone.arch.embed_dims=32', 'model.backbone.arch.num_layers=1',
+    'model.backbone.arch.feedforward_channels=64',
+    'model.neck.in_channels=32', 'model.neck.hid_channels=64',
+    'model.neck.bottleneck_channels=32', 'model.head.in_channels=32',
+    'model.head.num_prototypes=64', 'model.head.gmm.reseed_start=0']
+
+
+def test_a_checkpoint_of_the_earlier_em_core_resumes_and_trains_on(
+        tmp_path, fmnist_root):
+    """A training checkpoint written before the EM core moved (and its
+    options were renamed) loads under today's config and trains on: the
+    mixture continues from the stored state (same buffers), updates, and
+    stays finite with unit-norm means."""
+    work = tmp_path / 'legacy'
+    work.mkdir()
+    shutil.copy(LEGACY, work / 'epoch_1.pth')
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    out = run_tool([sys.executable, 'tools/train.py',
+                    'configs/gm_dino_vitt_fmnist.py', '--work-dir',
+                    str(work), '--resume', '--cfg-options'] + LEGACY_OPTIONS +
+                   [f'train_dataloader.dataset.data_root={fmnist_root}',
+                    'train_cfg.max_epochs=2'])
+    assert 'resumed epoch: 1' in out.stdout + out.stderr
+    before = torch.load(LEGACY, weights_only=False)['state_dict']
+    after = torch.load(work / 'epoch_2.pth', weights_only=False)['state_dict']
+    prefix = 'head.em_bank.gmm.'
+    assert int(before[prefix + 'num_updates']) == 4
+    assert int(after[prefix + 'num_updates']) == 8
+    assert bool(after[prefix + 'initialized'])
+    for name in ('mu', 'var', 'pi', 'acc_count', 'acc_sum', 'acc_sq_sum'):
+        assert torch.isfinite(after[prefix + name]).all(), name
+        assert not torch.equal(before[prefix + name], after[prefix + name])
+    torch.testing.assert_close(after[prefix + 'mu'].norm(dim=1),
+                               torch.ones(64))
 
 
 def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):

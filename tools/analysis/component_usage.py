@@ -40,7 +40,7 @@ from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
 import gmproto_mm  # noqa: E402,F401  (registers components)
 from gmproto_mm.models.heads import DecoupledGMMHead  # noqa: E402
 # the re-seeding rule's idle mark, the same constant, not a copy
-from gmproto_mm.models.utils.online_gmm import _IDLE_MASS  # noqa: E402
+from gmproto_mm.models.mixture import IDLE_MASS  # noqa: E402
 from frozen_encoder_collapse import embed_views  # noqa: E402
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -120,7 +120,7 @@ def bookkeeping(head: DecoupledGMMHead) -> Dict[str, object]:
     count = gmm.acc_count.float()
     return dict(
         num_components=gmm.num_components,
-        past_idle_mark=int((count >= gmm.prior_count + _IDLE_MASS).sum()),
+        past_idle_mark=int((count >= gmm.prior_count + IDLE_MASS).sum()),
         count_quantiles={str(q): float(v) for q, v in zip(
             QUANTILES, torch.quantile(count, torch.tensor(QUANTILES)))},
         count_max=float(count.max()),

@@ -61,9 +61,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def variant_key(run: dict) -> str:
-    """``config [options]``: one name per variant, used in the summary."""
+    """``config [options]``: one name per variant, used in the summary;
+    runs of an earlier version of the code carry its commit (``code``,
+    written into stored records when the code changed what a config
+    means) as ``[code <commit>]``."""
     options = ' '.join(run['options'])
-    return f'{run["config"]} {options}'.strip()
+    code = f' [code {run["code"]}]' if run.get('code') else ''
+    return f'{run["config"]} {options}'.strip() + code
 
 
 def group_key(run: dict) -> str:
@@ -135,7 +139,7 @@ def check_unchanged(runs: List[dict], task: dict) -> None:
 
 def run_key(run: dict) -> tuple:
     return (run['config'], tuple(run['options']), run['seed'],
-            json.dumps(run['budget'], sort_keys=True))
+            json.dumps(run['budget'], sort_keys=True), run.get('code'))
 
 
 def summarise(runs: List[dict]) -> Dict[str, dict]:

@@ -74,6 +74,10 @@ class IBOT(DINO):
         if patch_loss_weight < 0:
             raise ValueError(
                 f'patch_loss_weight must be >= 0, got {patch_loss_weight}')
+        if isinstance(patch_head, dict) and \
+                patch_head.get('type') == 'DecoupledGMMHead':
+            # its errors name the patch head's config key
+            patch_head = dict(patch_head, config_key='model.patch_head')
         self.patch_head = MODELS.build(patch_head)
         self._check_channels(self.patch_head, 'patch_head')
         self.mask_ratio = tuple(mask_ratio)

@@ -32,7 +32,8 @@ class DecoupledGMMHead(BasePrototypeHead):
         in_channels (int): Embedding size D (neck bottleneck). Defaults to 256.
         num_prototypes (int): K. Defaults to 65536.
         gmm (dict, optional): Keyword arguments of
-            :class:`OnlineGaussianMixture` (``forgetting``, ``beta_start``,
+            :class:`~gmproto_mm.models.mixture.OnlineGaussianMixture`
+            (``forgetting``, ``beta_start``,
             ``beta_iters``, ``min_var``, ``init``, ...).
         loss (dict): Loss config. Defaults to ``dict(type='DINOLoss')``.
         teacher_targets (str): ``'softmax'``: DINO's centred, sharpened
@@ -49,6 +50,10 @@ class DecoupledGMMHead(BasePrototypeHead):
             step keeps its own beta). Defaults to 1.0.
         max_cached_batches (int): Error out if this many teacher batches
             pile up unconsumed (``OnlineEMHook`` missing). Defaults to 1024.
+        config_key (str): Where this head sits in the config, named by the
+            errors of a bad ``gmm`` option (``IBOT`` sets
+            ``'model.patch_head'`` for its patch head). Defaults to
+            ``'model.head'``.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -60,6 +65,7 @@ class DecoupledGMMHead(BasePrototypeHead):
                  teacher_targets: str = 'softmax',
                  target_beta: float = 1.0,
                  max_cached_batches: int = 1024,
+                 config_key: str = 'model.head',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, num_prototypes, loss, init_cfg)
         if teacher_targets not in _TEACHER_TARGETS:
@@ -79,11 +85,13 @@ class DecoupledGMMHead(BasePrototypeHead):
         self.teacher_targets = teacher_targets
         self.target_beta = float(target_beta)
         self.em_bank = GMMPrototypeBank(num_prototypes, in_channels, gmm,
-                                        max_cached_batches)
+                                        max_cached_batches,
+                                        f'{config_key}.gmm')
 
     @property
     def gmm(self):
-        """The :class:`OnlineGaussianMixture` behind the prototypes."""
+        """The :class:`~gmproto_mm.models.mixture.OnlineGaussianMixture`
+        behind the prototypes."""
         return self.em_bank.gmm
 
     @property

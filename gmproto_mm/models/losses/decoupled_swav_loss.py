@@ -36,7 +36,7 @@ class DecoupledSwAVLoss(BaseModule):
         num_crops (List[int]): Views per resolution. Defaults to [2].
         num_prototypes (int): K. Defaults to 3000.
         gmm (dict, optional): Keyword arguments of
-            :class:`OnlineGaussianMixture`.
+            :class:`~gmproto_mm.models.mixture.OnlineGaussianMixture`.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -59,7 +59,8 @@ class DecoupledSwAVLoss(BaseModule):
         self.temperature = temperature
         self.crops_for_assign = list(crops_for_assign)
         self.num_crops = list(num_crops)
-        self.bank = GMMPrototypeBank(num_prototypes, feat_dim, gmm)
+        self.bank = GMMPrototypeBank(num_prototypes, feat_dim, gmm,
+                                     config_key='model.head.loss.gmm')
         self.queue: Optional[torch.Tensor] = None  # set by SwAVHook
         self.use_queue = False
 

@@ -1,6 +1,7 @@
 """The EM-bank contract that ``OnlineEMHook`` drives, as a reusable module.
 
-A bank owns an :class:`OnlineGaussianMixture` (``gmm``) whose means are the
+A bank owns an :class:`~gmproto_mm.models.mixture.OnlineGaussianMixture`
+(``gmm``) whose means are the
 prototypes, and caches the embeddings the mixture is fitted to until the
 hook pops them (``pop_cached_embeddings``). Heads and losses with decoupled
 prototypes (``DecoupledGMMHead``, ``DecoupledSwAVLoss``) hold one.
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .online_gmm import OnlineGaussianMixture
+from ..mixture import build_mixture
 
 _NO_UPDATER = (
     'a Gaussian-mixture prototype bank received embeddings, but nothing '
@@ -37,18 +38,22 @@ class GMMPrototypeBank(nn.Module):
         num_prototypes (int): K.
         dim (int): Embedding size D.
         gmm (dict, optional): Keyword arguments of
-            :class:`OnlineGaussianMixture`.
+            :class:`~gmproto_mm.models.mixture.OnlineGaussianMixture`.
         max_cached_batches (int): Error out if this many batches pile up
             unconsumed (``OnlineEMHook`` missing). Defaults to 1024.
+        config_key (str): Where ``gmm`` sits in the config (e.g.
+            ``'model.head.gmm'``), named by the errors of a bad option.
+            Defaults to ``'gmm'``.
     """
 
     def __init__(self,
                  num_prototypes: int,
                  dim: int,
                  gmm: Optional[dict] = None,
-                 max_cached_batches: int = 1024) -> None:
+                 max_cached_batches: int = 1024,
+                 config_key: str = 'gmm') -> None:
         super().__init__()
-        self.gmm = OnlineGaussianMixture(num_prototypes, dim, **(gmm or {}))
+        self.gmm = build_mixture(num_prototypes, dim, gmm, config_key)
         self.dim = dim
         self.max_cached_batches = max_cached_batches
         self._cache: List[torch.Tensor] = []

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gmproto_mm.models.utils.online_gmm import OnlineGaussianMixture
+from gmproto_mm.models.mixture.online_em import OnlineGaussianMixture
 
 STATE_KEYS = ('pi', 'mu', 'var', 'acc_count', 'acc_sum', 'acc_sq_sum',
               'num_updates', 'initialized')
@@ -454,7 +454,7 @@ def test_properties_and_repr() -> None:
 
 def test_tf32_guard_restores_setting() -> None:
     """The EM matmuls run in IEEE fp32 on CUDA even if TF32 is on."""
-    from gmproto_mm.models.utils.online_gmm import _IeeeFp32Matmul
+    from gmproto_mm.models.mixture.online_em import _IeeeFp32Matmul
     matmul = torch.backends.cuda.matmul
     previous = matmul.fp32_precision
     try:

@@ -1,0 +1,11 @@
+# The paper's decoupled head alone, DINO ViT-B/16 on ImageNet-1k:
+# gm_dino_vitb_in1k.py with our options off and means sampled from K pooled
+# teacher embeddings.
+_base_ = ['./gm_dino_vitb_in1k.py']
+
+model = dict(
+    head=dict(
+        gmm=dict(_base_.paper_gmm, _delete_=True, init='sample',
+                 beta_iters=12510),
+        teacher_targets='softmax',
+        loss=dict(teacher_balancing='center')))

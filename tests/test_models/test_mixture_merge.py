@@ -1,0 +1,220 @@
+"""Merging of components closer than ``merge_within``, an option of ours,
+and the guarantee it states (``gmproto_mm.models.mixture.maintenance``)."""
+import math
+
+import pytest
+import torch
+
+from gmproto_mm.evaluation.functional import prototype_diversity
+from gmproto_mm.models.mixture import maintenance
+from gmproto_mm.models.mixture.online_em import OnlineGaussianMixture
+
+from .test_online_em import (clustered, snapshot, unit_rows,
+                             updates_of_twin_and_resumed)
+
+
+def min_distance(means: torch.Tensor) -> float:
+    """Smallest Euclidean distance between two rows (float64)."""
+    dist = torch.cdist(means.double(), means.double())
+    dist.fill_diagonal_(math.inf)
+    return float(dist.min())
+
+
+def distance64(a: torch.Tensor, b: torch.Tensor) -> float:
+    """float64 distance of the float64-normalised rows (the metric's)."""
+    a, b = (torch.nn.functional.normalize(v.double(), dim=0) for v in (a, b))
+    return float(torch.linalg.vector_norm(a - b))
+
+
+def plant(gmm: OnlineGaussianMixture, k: int, mu: torch.Tensor,
+          count: float) -> None:
+    """Component ``k`` at unit-norm ``mu`` with consistent statistics."""
+    gmm.mu[k] = mu
+    gmm.acc_count[k] = count
+    gmm.acc_sum[k] = mu * count
+    gmm.acc_sq_sum[k] = (mu * mu + 0.01) * count
+
+
+def at_distance(base: torch.Tensor, other: torch.Tensor,
+                dist: float) -> torch.Tensor:
+    """The fp32 unit vector at float64 distance ~``dist`` from ``base``,
+    in the plane of ``base`` and ``other`` (``other`` orthogonal to it)."""
+    angle = 2.0 * math.asin(dist / 2.0)
+    v = math.cos(angle) * base.double() + math.sin(angle) * other.double()
+    return v.float()
+
+
+def planted_pair(merge_within: float = 0.1) -> OnlineGaussianMixture:
+    """8 components on uniform means, 0 and 1 moved 0.05 apart with
+    different masses; consistent statistics (an M-step gives the means)."""
+    gmm = OnlineGaussianMixture(8, 16, init='uniform', beta_iters=0,
+                                merge_within=merge_within, seed=2)
+    gmm.update(unit_rows(32, 16, seed=0))  # initialise
+    direction = gmm.mu[0].clone()
+    other = torch.nn.functional.normalize(
+        direction + 0.05 * gmm.mu[3], dim=0)
+    for k, (mu, count) in enumerate([(direction, 7.0), (other, 3.0)]):
+        plant(gmm, k, mu, count)
+    gmm._m_step()
+    assert 0.0 < min_distance(gmm.mu) < 0.1
+    return gmm
+
+
+PAIR_01 = torch.tensor([[0, 1]])
+
+
+def test_merge_adds_the_lighter_statistics_and_restarts_it_far() -> None:
+    gmm = planted_pair()
+    before = snapshot(gmm)
+    x = unit_rows(64, 16, seed=4)
+    gen = torch.Generator().manual_seed(0)
+    assert maintenance.merge_close(gmm, x, gen, PAIR_01) == 1
+    # the heavier component 0 holds both masses (moment matching) ...
+    for name in ('acc_count', 'acc_sum', 'acc_sq_sum'):
+        torch.testing.assert_close(gmm.state_dict()[name][0],
+                                   before[name][0] + before[name][1])
+    merged = before['acc_sum'][:2].sum(0)
+    torch.testing.assert_close(gmm.mu[0], merged / merged.norm())
+    # ... and component 1 restarted with the prior on a batch row that is
+    # farther than 0.1 from every other mean
+    assert float(gmm.acc_count[1]) == gmm.prior_count
+    assert float((x @ gmm.mu[1]).max()) > 1 - 1e-6
+    assert min_distance(gmm.mu) >= 0.1
+    torch.testing.assert_close(gmm.pi, gmm.acc_count / gmm.acc_count.sum())
+    # the other six are untouched
+    assert torch.equal(gmm.mu[2:], before['mu'][2:])
+
+
+def test_merge_without_room_on_the_batch_uses_a_random_direction() -> None:
+    gmm = planted_pair()
+    x = gmm.mu[0].expand(16, 16).clone()  # every row on mean 0
+    gen = torch.Generator().manual_seed(0)
+    assert maintenance.merge_close(gmm, x, gen, PAIR_01) == 1
+    assert float(gmm.mu[1] @ gmm.mu[0]) < 0.9
+    assert min_distance(gmm.mu) >= 0.1
+
+
+@pytest.mark.parametrize('dist, merges', [
+    (0.0999, True), (0.09999, True), (0.1001, False), (0.10001, False)])
+def test_the_cut_is_exact_at_eps_through_a_full_update(dist, merges) -> None:
+    """A pair planted just inside / just outside merge_within (its float64
+    distance checked), with batch rows on both means so that it is their
+    two most likely components: merged if and only if inside."""
+    gmm = OnlineGaussianMixture(8, 16, init='uniform', beta_iters=0,
+                                merge_within=0.1, seed=2)
+    gmm.update(unit_rows(32, 16, seed=0))
+    base = gmm.mu[0].clone()
+    ortho = torch.nn.functional.normalize(
+        gmm.mu[3] - (gmm.mu[3] @ base) * base, dim=0)
+    # heavy statistics: one update barely moves the means
+    plant(gmm, 0, base, 7e6)
+    plant(gmm, 1, at_distance(base, ortho, dist), 3e6)
+    gmm.var.fill_(1e-3)
+    planted = distance64(gmm.mu[0], gmm.mu[1])
+    assert (planted < 0.1) == merges and abs(planted - dist) < 2e-5
+    # rows exactly on the two means: the E-step's top two are (0, 1)
+    x = torch.stack([gmm.mu[0], gmm.mu[1]] * 8)
+    # the same data, no merging: the pair stays where it was (the update
+    # alone does not move it across the cut)
+    still = OnlineGaussianMixture(8, 16, init='uniform', beta_iters=0)
+    still.load_state_dict(gmm.state_dict())
+    still.update(x)
+    assert (distance64(still.mu[0], still.mu[1]) < 0.1) == merges
+    out = gmm.update(x)
+    assert (out['merged'] > 0) == merges
+    assert (min_distance(gmm.mu) >= 0.1) if merges else \
+        (distance64(gmm.mu[0], gmm.mu[1]) < 0.1001 + 1e-4)
+
+
+@pytest.mark.parametrize('dist, merges', [
+    (0.05, True), (0.09999, True), (0.10001, False)])
+def test_a_pair_no_row_chooses_between_is_merged_by_the_sweep(
+        dist, merges) -> None:
+    """Two means within eps that are no row's two most likely components
+    are merged when the sweep reaches them: within ceil(K / ceil(N / 16))
+    updates, and not before the block holding them comes up; a pair just
+    outside eps never is (the fp32 screening keeps its margin on the safe
+    side of the cut)."""
+    K, N = 64, 32  # sweep blocks of ceil(32 / 16) = 2 means: 32 updates
+    gmm = OnlineGaussianMixture(K, 8, init='uniform', beta_iters=0,
+                                merge_within=0.1, seed=4)
+    gen = torch.Generator().manual_seed(0)
+    far = clustered(torch.eye(8)[:1], N, 0.01, gen)
+    gmm.update(far)
+    # pair (40, 41) far from every row, dist apart
+    base = -torch.eye(8)[0]
+    plant(gmm, 40, base, 1.0)
+    plant(gmm, 41, at_distance(base, torch.eye(8)[1], dist), 1.0)
+    assert (distance64(gmm.mu[40], gmm.mu[41]) < 0.1) == merges
+    merged_at = None
+    for _ in range(40):
+        t = int(gmm.num_updates)
+        block = maintenance.sweep_block(t, K, N).tolist()
+        out = gmm.update(clustered(torch.eye(8)[:1], N, 0.01, gen))
+        if out['merged']:
+            merged_at = (t, block)
+            break
+    if not merges:
+        assert merged_at is None
+        return
+    assert merged_at is not None
+    t, block = merged_at
+    assert 40 in block or 41 in block
+    assert t - 1 < 32  # within one sweep period of the planting
+    assert distance64(gmm.mu[40], gmm.mu[41]) >= 0.1
+
+
+def test_sweep_visits_every_mean_once_per_period() -> None:
+    for K, N in ((256, 128), (65536, 2048), (10, 1000), (7, 48)):
+        size = -(-N // 16)
+        period = -(-K // min(K, size))
+        seen = torch.cat([maintenance.sweep_block(t, K, N)
+                          for t in range(period)])
+        assert sorted(seen.tolist()) == list(range(K))
+        assert torch.equal(maintenance.sweep_block(period + 3, K, N),
+                           maintenance.sweep_block(3, K, N))
+
+
+def test_merge_keeps_means_apart() -> None:
+    """More components than clusters, initialised on the data: without
+    merging, means pile up on the 5 clusters; with it, no two means are
+    within 0.1 once the first sweep has passed (and at every update from
+    then on), and merges really happen."""
+    centres = unit_rows(5, 16, seed=1)
+    unique, merged = {}, {}
+    for within in (0.0, 0.1):
+        gen = torch.Generator().manual_seed(0)
+        gmm = OnlineGaussianMixture(64, 16, init='sample', init_samples=1,
+                                    beta_iters=0, merge_within=within,
+                                    seed=1)
+        unique[within], merged[within] = [], 0.0
+        for _ in range(20):
+            out = gmm.update(clustered(centres, 256, 0.03, gen))
+            merged[within] += out.get('merged', 0.0)
+            unique[within].append(
+                prototype_diversity(gmm.means, [0.1])['unique@0.1'])
+            assert bool(torch.isfinite(gmm.var).all())
+        assert int(gmm.num_updates) == 20
+    assert max(unique[0.0]) < 50.0  # the data makes duplicates
+    period = -(-64 // (256 // 16))  # 4 updates
+    assert unique[0.1][period - 1:] == [100.0] * (21 - period)
+    assert merged[0.1] > 0
+    assert 'merged' not in OnlineGaussianMixture(4, 3).update(
+        unit_rows(8, 3, seed=0))
+
+
+def test_merge_is_deterministic_and_resumes_exactly() -> None:
+    kwargs = dict(init='sample', init_samples=1, seed=3, beta_iters=4,
+                  merge_within=0.2, reseed_rate=2 / 48)
+    gen = torch.Generator().manual_seed(0)
+    centres = unit_rows(3, 8, seed=5)
+    batches = [clustered(centres, 48, 0.05, gen) for _ in range(6)]
+    # resumed after the first update: the second merges and re-seeds
+    outputs = updates_of_twin_and_resumed(kwargs, batches, 1)
+    assert outputs[0]['merged'] > 0 and outputs[0]['reseeded'] > 0
+
+
+@pytest.mark.parametrize('value', [-0.1, 2.0, float('nan'), '0.1', None])
+def test_bad_merge_within(value) -> None:
+    with pytest.raises(ValueError, match='merge_within'):
+        OnlineGaussianMixture(4, 3, merge_within=value)
