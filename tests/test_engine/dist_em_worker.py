@@ -26,6 +26,24 @@ GMM_OPTIONS = dict(init_samples=1, init='sample', reseed_start=0,
                    stale_decay=0.05)
 
 
+def _swap_rows(gmm) -> None:
+    gmm.mu[[0, 1]] = gmm.mu[[1, 0]]
+
+
+def _cancelling(gmm) -> None:
+    gmm.acc_sum[0, 0] += 0.25
+    gmm.acc_sum[1, 1] -= 0.25
+
+
+# drift planted on rank 1; all but the first keep every tensor's sum
+DRIFTS = dict(
+    value=lambda gmm: gmm.mu[0, 0].add_(1e-3),
+    swapped_rows=_swap_rows,
+    cancelling=_cancelling,
+    num_updates=lambda gmm: gmm.num_updates.add_(1),
+    initialized=lambda gmm: gmm.initialized.fill_(False))
+
+
 def record_bank(bank, local, received, moves) -> None:
     """Wrap the bank's contract so each call is recorded."""
     pop, update = bank.pop_cached_embeddings, bank.gmm.update
@@ -73,20 +91,23 @@ def main(config: str, out_dir: str, data_root: str) -> None:
     runner.train()
     bank = {k: v.clone() for k, v in head.gmm.state_dict().items()}
 
-    # the repair path: rank 1's means drift; check_sync must see it,
-    # warn, and re-broadcast rank 0; a second check finds them equal
+    # the repair path: rank 1's bank drifts; check_sync must see it, warn
+    # and re-broadcast rank 0; a second check finds them equal. Every kind
+    # of drift, also those that keep each tensor's sum.
     hook = next(h for h in runner.hooks if isinstance(h, OnlineEMHook))
     warnings = []
     runner.logger.warning = warnings.append
-    if rank == 1:
-        head.gmm.mu[0, 0] += 1e-3
-    drifted = hook.check_sync(runner)
-    repaired = hook.check_sync(runner)
+    checks = {}
+    for kind, plant in DRIFTS.items():
+        if rank == 1:
+            plant(head.gmm)
+        checks[kind] = (hook.check_sync(runner), hook.check_sync(runner))
+    drifted, repaired = checks['value']
     torch.save(
         dict(gathered=gathered, gmm=gmm.state_dict(), start=start,
              bank=bank, local=local, received=received, moves=moves,
              updates=int(head.gmm.num_updates), drifted=drifted,
-             repaired=repaired, warnings=warnings,
+             repaired=repaired, checks=checks, warnings=warnings,
              after_repair=head.gmm.state_dict()),
         os.path.join(out_dir, f'rank{rank}.pth'))
 

@@ -1,5 +1,6 @@
 """DecoupledGMMHead + OnlineEMHook: contract, Runner-driven updates,
 gradient accumulation and a 2-process gloo run."""
+import copy
 import math
 import os.path as osp
 import sys
@@ -229,13 +230,38 @@ def test_drift_check_warns_and_re_broadcasts_rank_0(two_rank_run):
     r0, r1 = two_rank_run
     assert r0['drifted'] is False and r1['drifted'] is False
     assert r0['repaired'] is True and r1['repaired'] is True
+    # every kind of drift is seen and repaired, also those keeping sums
     for record in (r0, r1):
-        assert len(record['warnings']) == 1
-        assert 'drifted across ranks' in record['warnings'][0]
+        assert record['checks'] == {kind: (False, True) for kind in (
+            'value', 'swapped_rows', 'cancelling', 'num_updates',
+            'initialized')}
+        assert len(record['warnings']) == 5
+        assert all('drifted across ranks' in w for w in record['warnings'])
     for key in r0['after_repair']:
         assert torch.equal(r0['after_repair'][key],
                            r1['after_repair'][key]), key
         assert torch.equal(r0['after_repair'][key], r0['bank'][key]), key
+
+
+def test_checksum_sees_drift_that_keeps_each_sum():
+    """Each planted drift keeps the plain sums the old check compared, yet
+    changes the checksum; an identical copy does not."""
+    from gmproto_mm.engine.hooks.online_em_hook import state_checksum
+    from tests.test_engine.dist_em_worker import DRIFTS
+    gmm = OnlineGaussianMixture(6, 4, init_samples=1)
+    gmm.update(torch.nn.functional.normalize(torch.randn(32, 4), dim=1))
+    base = list(gmm.state_dict().values())
+    reference = state_checksum(base)
+    assert torch.equal(reference,
+                       state_checksum([t.clone() for t in base]))
+    for kind, plant in DRIFTS.items():
+        drifted = copy.deepcopy(gmm)
+        plant(drifted)
+        state = list(drifted.state_dict().values())
+        if kind in ('swapped_rows', 'cancelling'):
+            assert all(a.double().sum() == b.double().sum()
+                       for a, b in zip(base, state)), kind
+        assert not torch.equal(state_checksum(state), reference), kind
 
 
 def test_pooled_initialisation_through_the_runner(tmp_path, fmnist_root):

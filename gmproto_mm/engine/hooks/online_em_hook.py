@@ -110,14 +110,18 @@ class OnlineEMHook(Hook):
     def check_sync(self, runner) -> bool:
         """Compare bank checksums across ranks; re-broadcast if they differ.
 
+        Every state tensor (floating point and integer: ``num_updates``,
+        ``initialized``) enters :func:`state_checksum`, which sees drift
+        that keeps a tensor's sum (swapped rows, +d here and -d there).
+        ``O(K D)`` per bank, two all-reduces of a few numbers per tensor.
+
         Returns:
             bool: True when every bank was identical on every rank.
         """
         in_sync = True
         for name, bank in self._banks:
             state = list(bank.gmm.state_dict().values())
-            checksum = torch.stack(
-                [t.double().sum() for t in state if t.is_floating_point()])
+            checksum = state_checksum(state)
             low, high = checksum.clone(), checksum.clone()
             dist.all_reduce(low, op='min')
             dist.all_reduce(high, op='max')
@@ -127,6 +131,48 @@ class OnlineEMHook(Hook):
             runner.logger.warning(f'prototype bank {name!r} drifted across '
                                   'ranks; re-broadcasting rank 0')
             for tensor in state:
-                if tensor.is_floating_point():  # counters agree by design
-                    dist.broadcast(tensor, src=0)
+                dist.broadcast(tensor, src=0)
         return in_sync
+
+
+_GOLDEN = (5 ** 0.5 - 1) / 2
+_CHECKSUM_ROWS = 4096  # rows per float64 block (bounded temporaries)
+
+
+def _position_weights(n: int, device: torch.device) -> torch.Tensor:
+    """``(n,)`` float64 weights in [1, 2), distinct per position."""
+    idx = torch.arange(n, dtype=torch.float64, device=device)
+    return idx.mul_(_GOLDEN).frac_().add_(1.0)
+
+
+def state_checksum(tensors: List[torch.Tensor]) -> torch.Tensor:
+    """Four float64 numbers per tensor: its sum, its row sums weighted by
+    row position, its column sums weighted by column position, and the
+    bilinear form ``w_rows^T X w_cols``, so that swapped rows or columns and
+    changes that cancel in the sum still change the checksum.
+
+    Args:
+        tensors (list[Tensor]): Any shapes and dtypes (viewed as
+            ``(rows, -1)``; scalars as ``(1, 1)``).
+
+    Returns:
+        Tensor: ``(4 * len(tensors),)`` float64 on the first tensor's
+        device. ``O(total numel)``, in float64 blocks of at most 4,096 rows.
+    """
+    parts = []
+    for tensor in tensors:
+        x = tensor.detach().reshape(tensor.shape[0] if tensor.dim() else 1,
+                                    -1)
+        rows, cols = x.shape
+        w_col = _position_weights(cols, x.device)
+        w_rows = _position_weights(rows, x.device)
+        total = x.new_zeros((4, ), dtype=torch.float64)
+        for start in range(0, rows, _CHECKSUM_ROWS):
+            block = x[start:start + _CHECKSUM_ROWS].double()
+            w_row = w_rows[start:start + block.shape[0]]
+            row_sums = block.sum(dim=1)
+            weighted = block @ w_col
+            total += torch.stack([row_sums.sum(), row_sums @ w_row,
+                                  (block.sum(dim=0) @ w_col), weighted @ w_row])
+        parts.append(total)
+    return torch.cat(parts)
