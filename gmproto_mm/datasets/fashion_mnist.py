@@ -17,6 +17,13 @@ IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
              't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 
 
+#: Where a config sets the folder, named by the missing-data errors.
+DATA_ROOT_KEYS = ('--cfg-options train_dataloader.dataset.data_root=PATH '
+                  '(training) and test_dataloader.dataset.bank.data_root=PATH '
+                  'test_dataloader.dataset.query.data_root=PATH (k-NN '
+                  'evaluation)')
+
+
 def prepare_fashion_mnist(data_root: str, source_dir: str = DEBIAN_DIR) -> str:
     """Un-gzip the Debian package's IDX files into ``data_root`` if missing.
 
@@ -43,8 +50,9 @@ def prepare_fashion_mnist(data_root: str, source_dir: str = DEBIAN_DIR) -> str:
             f'Fashion-MNIST not found: {data_root!r} lacks {missing} and '
             f'{source_dir!r} lacks {[f + ".gz" for f in absent]}. Install the '
             f'Debian package with `apt-get install -y {DEBIAN_PACKAGE}` '
-            '(or run `bash tools/run_tests.sh`, which does), or put the '
-            f'un-gzipped IDX files in {data_root!r}.')
+            '(or run `bash tools/run_tests.sh`, which does), put the '
+            f'un-gzipped IDX files in {data_root!r}, or point the config at '
+            f'them: {DATA_ROOT_KEYS}.')
     os.makedirs(data_root, exist_ok=True)
     for name in missing:
         tmp = osp.join(data_root, f'.{name}.{os.getpid()}.tmp')

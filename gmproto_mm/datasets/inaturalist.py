@@ -37,7 +37,11 @@ def _read_annotations(path: str) -> dict:
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'iNaturalist annotation file {path!r} not found: put the '
-            'official train2018.json / val2018.json under data_root')
+            'official train2018.json / val2018.json under data_root, or '
+            'point the config at them: --cfg-options '
+            'train_dataloader.dataset.data_root=PATH (training) and '
+            'test_dataloader.dataset.bank.data_root=PATH '
+            'test_dataloader.dataset.query.data_root=PATH (k-NN evaluation)')
     with open(path) as f:
         return json.load(f)
 

@@ -32,8 +32,9 @@ def test_reads_json_and_groups_by_training_frequency(tmp_path):
 
 
 def test_missing_annotations_are_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match='train2018.json'):
+    with pytest.raises(FileNotFoundError, match='train2018.json') as err:
         DATASETS.build(dict(type='INaturalist2018', data_root=str(tmp_path)))
+    assert 'train_dataloader.dataset.data_root=PATH' in str(err.value)
 
 
 def test_frequency_groups_rule():

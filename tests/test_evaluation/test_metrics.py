@@ -42,6 +42,38 @@ def test_knn_accuracy_on_separable_points():
     assert result['knn/top2'] >= result['knn/top1']
 
 
+@pytest.mark.parametrize('k, temperature', [(1, 0.07), (20, 0.07),
+                                             (20, 5.0), (40, 0.5)])
+def test_knn_accuracy_uses_k_and_temperature(k, temperature):
+    """The metric's top-1 equals an independent brute-force weighted k-NN
+    at each (k, T), on data where k and T change the answer (a metric that
+    ignored either would match at most one of these cases)."""
+    from tests.test_evaluation.test_functional import brute_force_knn
+    gen = torch.Generator().manual_seed(0)
+    bank = torch.randn(120, 5, generator=gen)
+    labels = torch.randint(0, 4, (120, ), generator=gen)
+    query = torch.randn(60, 5, generator=gen)
+    query_labels = torch.randint(0, 4, (60, ), generator=gen)
+
+    def reference(k_, t_):
+        scores = brute_force_knn(query, bank, labels, 4, k_, t_)
+        return 100.0 * float((scores.argmax(1) == query_labels).double()
+                             .mean())
+
+    answers = {reference(*case)
+               for case in ((1, 0.07), (20, 0.07), (20, 5.0), (40, 0.5))}
+    assert len(answers) >= 3  # the cases really differ
+    metric = METRICS.build(dict(type='KNNAccuracy', k=k,
+                                temperature=temperature, topk=(1, )))
+    metric.dataset_meta = dict(classes=['a', 'b', 'c', 'd'])
+    metric.process(None, [sample(f, int(y), 'bank')
+                          for f, y in zip(bank, labels)])
+    metric.process(None, [sample(f, int(y), 'query')
+                          for f, y in zip(query, query_labels)])
+    result = metric.evaluate(size=180)
+    assert result['knn/top1'] == pytest.approx(reference(k, temperature))
+
+
 def test_knn_accuracy_needs_both_splits():
     metric = METRICS.build(dict(type='KNNAccuracy'))
     metric.process(None, [sample([1, 0], 0, 'query')])

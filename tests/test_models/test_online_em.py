@@ -381,6 +381,8 @@ def test_kmeans_pp_covers_all_clusters_and_single_sample() -> None:
     (lambda: torch.ones(4, 5), r'\(N, 6\).*got \(4, 5\)'),
     (lambda: torch.ones(6), r'\(N, 6\).*got \(6,\)'),
     (lambda: torch.ones(0, 6), 'empty'),
+    (lambda: torch.ones(4, 6).index_fill_(0, torch.tensor([1, 3]), 0.0),
+     r'2 all-zero rows \(first: \[1, 3\]\)'),
 ])
 def test_bad_input_raises_and_leaves_state(make_x, match: str,
                                            initialised: bool) -> None:
@@ -394,6 +396,39 @@ def test_bad_input_raises_and_leaves_state(make_x, match: str,
     if initialised:
         with pytest.raises(ValueError, match=match):
             gmm.responsibilities(make_x())
+
+
+def test_identical_rows_warn_once_naming_the_cause() -> None:
+    gmm = OnlineGaussianMixture(3, 6, init_samples=1)
+    row = unit_rows(1, 6, seed=0)
+    with pytest.warns(UserWarning, match='collapsed to a constant'):
+        gmm.update(row.expand(8, 6))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        gmm.update(row.expand(8, 6))  # once per mixture
+        gmm.update(unit_rows(1, 6, seed=1))  # one row is not a batch
+
+
+def test_min_var_floor_binds_as_in_the_reference() -> None:
+    """Clusters far tighter than the floor: every variance the M-step
+    computes is below min_var, so the floor decides them all -- equal to
+    the float64 reference, and exactly min_var."""
+    gen = torch.Generator().manual_seed(0)
+    centres = unit_rows(3, 6, seed=1)
+    gmm = OnlineGaussianMixture(3, 6, forgetting=0.05, beta_iters=0,
+                                min_var=1e-3, init='kmeans++',
+                                init_samples=1, prior_count=1e-3)
+    gmm.update(clustered(centres, 60, 0.01, gen))
+    for _ in range(5):
+        x = clustered(centres, 60, 0.01, gen)
+        expected = reference_update(gmm.state_dict(), x, 1.0, 0.05, 1e-3)
+        gmm.update(x)
+        torch.testing.assert_close(gmm.var.double(), expected['var'],
+                                   atol=1e-6, rtol=1e-4)
+        torch.testing.assert_close(gmm.mu.double(), expected['mu'],
+                                   atol=1e-5, rtol=1e-5)
+    assert bool((gmm.var == 1e-3).all())  # the floor binds everywhere
 
 
 def test_non_tensor_input() -> None:

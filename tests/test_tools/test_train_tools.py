@@ -25,12 +25,19 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
     The data must repeat too: a fixed seed, drop path off and one loader
     worker (re-seeded by mmengine each epoch; mmengine does not restore
     the main process's RNG, which draws the crops with num_workers=0)."""
+    crossing = targets == 'responsibilities'
     options = SMALL_OPTIONS + [
-        'train_dataloader.dataset.indices=16',
+        # 2 (or 4) iterations per epoch
+        f'train_dataloader.dataset.indices={32 if crossing else 16}',
         'train_dataloader.num_workers=1', 'randomness.seed=0',
         'model.backbone.drop_path_rate=0.0',
         'model.head.gmm.init_samples=1',  # EM from the first step on
         f'model.head.teacher_targets={targets}']
+    if crossing:  # re-seeding and merging also after the resume
+        options += ['model.head.gmm.reseed_start=0',
+                    'model.head.gmm.reseed_rate=0.5',
+                    'model.head.gmm.merge_within=0.7',
+                    'model.head.gmm.stale_decay=0.9']
 
     def train(work, max_epochs, resume=False, check=True, extra=()):
         return run_tool([sys.executable, 'tools/train.py',
@@ -59,9 +66,10 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
     assert 'head.loss_module.center' in state
     for key in state:
         assert torch.equal(state[key], resumed[key]), key
-    assert int(resumed['head.em_bank.gmm.num_updates']) == 4
+    per_epoch = 4 if crossing else 2
+    assert int(resumed['head.em_bank.gmm.num_updates']) == 2 * per_epoch
     before = load('twice', 1)['state_dict']
-    assert int(before['head.em_bank.gmm.num_updates']) == 2
+    assert int(before['head.em_bank.gmm.num_updates']) == per_epoch
     moved = ['head.em_bank.gmm.mu', 'head.em_bank.gmm.acc_count']
     if targets == 'softmax':
         moved.append('head.loss_module.center')
@@ -69,9 +77,15 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
         assert not torch.equal(before[key], resumed[key]), key
     # the logged EM statistics of the updates after the resume, and beta
     scalars = [c['message_hub']['log_scalars'] for c in (once, twice)]
-    for key in ('train/em_beta', 'train/em_log_likelihood'):
-        assert scalars[0][key].data[0][-2:].tolist() == \
-            scalars[1][key].data[0][-2:].tolist(), key
+    keys = ['train/em_beta', 'train/em_log_likelihood']
+    if crossing:
+        keys += ['train/em_reseeded', 'train/em_merged']
+    for key in keys:
+        assert scalars[0][key].data[0][-per_epoch:].tolist() == \
+            scalars[1][key].data[0][-per_epoch:].tolist(), key
+    if crossing:  # the updates after the resume re-seeded and merged
+        for key in ('train/em_reseeded', 'train/em_merged'):
+            assert sum(scalars[1][key].data[0][-per_epoch:]) > 0, key
     # resuming under a model the checkpoint does not fit stops, naming why
     out = train('twice', 3, resume=True, check=False,
                 extra=['model.head.num_prototypes=16'])
@@ -188,6 +202,9 @@ def test_missing_dataset_names_package_and_folder(tmp_path):
                           source_dir=str(tmp_path / 'nowhere'))
     assert 'dataset-fashion-mnist' in str(err.value)
     assert str(tmp_path / 'none') in str(err.value)
+    # and the config keys that set the folder
+    assert 'train_dataloader.dataset.data_root=' in str(err.value)
+    assert 'test_dataloader.dataset.bank.data_root=' in str(err.value)
 
 
 def test_split_selects_files(fmnist_root):
