@@ -178,7 +178,8 @@ def evaluate(config: str, checkpoint: str, model_dir: str, *,
     start = time.time()
     metrics_file = osp.join(model_dir, 'metrics.json')
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         model_dir, '--out', metrics_file, '--cfg-options'] + eval_options)
+         model_dir, '--out', metrics_file, '--out-item', 'metrics',
+         '--cfg-options'] + eval_options)
     with open(metrics_file) as f:
         metrics = json.load(f)
     return dict(metrics=metrics, eval_s=time.time() - start,
