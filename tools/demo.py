@@ -74,7 +74,9 @@ def parse_args() -> argparse.Namespace:
                         default=int(env('DEMO_FROZEN_IMAGES', 2048)),
                         help='training images the frozen encoder embeds for '
                         'those steps (env DEMO_FROZEN_IMAGES)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of both trainings and of the '
+                        'frozen-encoder runs')
     parser.add_argument('--work-dir', default=None,
                         help='defaults to work_dirs/demo (or demo_lt)')
     args = parser.parse_args()

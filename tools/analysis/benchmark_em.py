@@ -106,11 +106,16 @@ def measure_em_ratio(num_components: int = 65536,
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--num-components', type=int, default=65536)
-    parser.add_argument('--dim', type=int, default=256)
-    parser.add_argument('--batch', type=int, default=512)
-    parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--num-components', type=int, default=65536,
+                        help='K, the mixture components (prototypes)')
+    parser.add_argument('--dim', type=int, default=256,
+                        help='D, the embedding dimension')
+    parser.add_argument('--batch', type=int, default=512,
+                        help='N, embeddings per EM update (all ranks)')
+    parser.add_argument('--repeats', type=int, default=10,
+                        help='timed repetitions (the median is reported)')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'],
+                        help='where to time')
     return parser.parse_args()
 
 

@@ -41,19 +41,24 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument('configs', nargs='*', help='config files')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='training seeds of every config')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         metavar='KEY=VALUE',
                         help='options for every config of this call')
-    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--epochs', type=int, default=3,
+                        help="training epochs per run (the demo's 3)")
     parser.add_argument('--train-images', type=int, default=32000,
                         help='training images used (0 = all)')
     parser.add_argument('--bank-images', type=int, default=10000,
                         help='k-NN bank images (0 = all)')
     parser.add_argument('--query-images', type=int, default=0,
                         help='k-NN queries (0 = all 10,000)')
-    parser.add_argument('--out', default='docs/seed_study/results.json')
-    parser.add_argument('--work-dir', default='work_dirs/seed_study')
+    parser.add_argument('--out', default='docs/seed_study/results.json',
+                        help='results JSON, read first: its runs are kept '
+                        'and skipped (the plot goes next to it)')
+    parser.add_argument('--work-dir', default='work_dirs/seed_study',
+                        help="the runs' work directories")
     parser.add_argument('--markdown', action='store_true',
                         help='print the summary of --out as a markdown table '
                         'and exit (no training)')
