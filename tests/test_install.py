@@ -1,6 +1,7 @@
 """Packaging: the wheel's metadata (no mmcv flavour required, the extras
-that name them, setuptools < 82, Python >= 3.10), built offline, and the
-ImportError that names both flavours when neither is installed."""
+that name them, setuptools < 82, Python >= 3.10), built offline; the
+ImportError that names both flavours when neither is installed; and
+tools/setup_env.sh's choice of one flavour."""
 import email
 import os
 import os.path as osp
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import REPO_ROOT
@@ -86,3 +88,41 @@ def test_import_without_mmcv_names_both_flavours():
                for line in last), proc.stderr[-2000:]
     assert 'pip install "mmcv-lite>=2.0.0,<2.4.0"' in proc.stderr
     assert 'pip install "mmcv>=2.0.0,<2.4.0"' in proc.stderr
+
+
+def test_setup_env_installs_one_mmcv_flavour(tmp_path):
+    """tools/setup_env.sh in a copy of the repository whose .venv python
+    only records what it is asked: mmcv-lite and the [lite] extra where no
+    mmcv imports, neither next to an mmcv that does (never both)."""
+    if not osp.isfile('/usr/share/datasets/fashion-mnist/'
+                      'train-images-idx3-ubyte.gz'):
+        pytest.skip('the script would apt-get the data package first')
+    calls = {}
+    for mmcv_present in (False, True):
+        root = tmp_path / str(mmcv_present)
+        (root / 'tools').mkdir(parents=True)
+        shutil.copy(osp.join(REPO_ROOT, 'tools', 'setup_env.sh'),
+                    root / 'tools' / 'setup_env.sh')
+        (root / 'setup.py').write_text('')
+        python = root / '.venv' / 'bin' / 'python'
+        python.parent.mkdir(parents=True)
+        python.write_text(
+            '#!/usr/bin/env bash\necho "$*" >> "$LOG"\n'
+            'case "$*" in *"import mmcv"*) exit $MMCV_RC;; esac\n')
+        python.chmod(0o755)
+        log = root / 'calls.log'
+        subprocess.run(
+            ['bash', str(root / 'tools' / 'setup_env.sh')], check=True,
+            env=dict(os.environ, LOG=str(log),
+                     MMCV_RC='0' if mmcv_present else '1'),
+            capture_output=True, timeout=60)
+        calls[mmcv_present] = log.read_text().splitlines()
+    installs = {present: [c for c in lines if ' pip install ' in f' {c}']
+                for present, lines in calls.items()}
+    absent, present = installs[False], installs[True]
+    assert any('mmcv-lite==2.2.0' in c for c in absent)
+    assert absent[-1].endswith('--no-build-isolation -e .[lite,tests]')
+    assert not any('mmcv' in c for c in present), present
+    assert present[-1].endswith('--no-build-isolation -e .[tests]')
+    for lines in installs.values():
+        assert any("setuptools<82" in c for c in lines)
