@@ -52,8 +52,8 @@ class DINO(BaseSelfSupervisor):
         num_global_views (int): The first views are global (the teacher sees
             only these). Defaults to 2.
         predict_with (str): ``'teacher'`` (DINO's evaluation) or
-            ``'student'`` weights in ``predict`` mode. Defaults to
-            ``'teacher'``.
+            ``'student'`` weights in ``predict`` mode and
+            :meth:`extract_feat`. Defaults to ``'teacher'``.
         pretrained (str, optional): Checkpoint to load.
         data_preprocessor (dict, optional): Defaults to
             ``SelfSupDataPreprocessor``.
