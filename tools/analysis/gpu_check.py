@@ -126,13 +126,12 @@ def build_cfg(args: argparse.Namespace, name: str, work_dir: str,
     batches for ``max_iters`` iterations."""
     config = osp.join(ROOT, args.configs[name])
     cuda = torch.cuda.is_available()
-    cfg = train_tool.merge_args(
-        Config.fromfile(config),
-        argparse.Namespace(
-            config=config, work_dir=work_dir, launcher=launcher,
-            cfg_options=None, amp=cuda, resume=resume_from,
-            auto_scale_lr=False, no_pin_memory=not cuda,
-            no_persistent_workers=True))
+    argv = [config, '--work-dir', work_dir, '--launcher', launcher,
+            '--no-persistent-workers', '--amp' if cuda else '--no-pin-memory']
+    if resume_from is not None:
+        argv += ['--resume', resume_from]
+    cfg = train_tool.merge_args(Config.fromfile(config),
+                                train_tool.parse_args(argv))
     if cuda:  # mmengine's AmpOptimWrapper refuses the CPU
         cfg.optim_wrapper.dtype = args.amp_dtype
     world = int(os.environ.get('WORLD_SIZE', 1))
