@@ -1,4 +1,13 @@
-"""Install gmproto_mm: ``pip install -e .``"""
+"""Install gmproto_mm on top of an installed torch (any CUDA build).
+
+    pip install -e ".[lite]"   # with mmcv-lite (what the tests use)
+    pip install -e ".[full]"   # with a full mmcv (CUDA ops), e.g. from mim
+
+As mmpretrain's, the requirements name no mmcv flavour: pip cannot tell
+which one is installed under build isolation, and installing both breaks
+both. The extras pick one; importing ``gmproto_mm`` without either raises
+an ImportError with these two commands.
+"""
 import os.path as osp
 
 from setuptools import find_packages, setup
@@ -11,16 +20,6 @@ def _version() -> str:
     return scope['__version__']
 
 
-def _mmcv_requirement() -> str:
-    """mmcv-lite, unless a full mmcv is already installed (never both)."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-        version('mmcv')
-        return 'mmcv>=2.0.0'
-    except PackageNotFoundError:
-        return 'mmcv-lite>=2.0.0'
-
-
 setup(
     name='gmproto_mm',
     version=_version(),
@@ -30,16 +29,24 @@ setup(
     else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['gmproto_mm', 'gmproto_mm.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # torch 2.14, the tested version, needs 3.10
     install_requires=[
         'torch>=2.0',
         'torchvision',
         'numpy',
         'matplotlib',
         'mmengine>=0.10.0,<1.0',
-        _mmcv_requirement(),
         'mmpretrain>=1.2.0,<2.0',
+        # mmengine 0.10 resolves `mmpretrain::` base configs with
+        # pkg_resources, which setuptools 82 removed
+        'setuptools<82',
     ],
-    extras_require=dict(tests=['pytest']),
+    extras_require=dict(
+        # one mmcv flavour, never both; mmpretrain 1.2 takes 2.0 - 2.3
+        lite=['mmcv-lite>=2.0.0,<2.4.0'],  # pure Python: enough here
+        full=['mmcv>=2.0.0,<2.4.0'],  # compiled ops for your torch / CUDA
+        tensorboard=['tensorboard'],  # for TensorboardVisBackend
+        tests=['pytest'],
+    ),
     license='Apache-2.0',
 )

@@ -2,12 +2,48 @@
 
 Each fix is small and says why it exists. The numpy-2-safe ``ColorJitter``
 lives in :mod:`gmproto_mm.datasets.transforms.color_jitter` (it replaces
-mmpretrain's registration when ``gmproto_mm`` is imported).
+mmpretrain's registration when ``gmproto_mm`` is imported). Imported first
+by ``gmproto_mm``, it also checks that an mmcv flavour is installed
+(:func:`require_mmcv`) before anything imports mmpretrain.
 """
+import importlib.util
 import os.path as osp
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+
+
+MMCV_INSTALL_HINT = (
+    'Install one of them, never both:\n'
+    '    pip install "mmcv-lite>=2.0.0,<2.4.0"  # pure Python, enough for '
+    'gmproto_mm (or: pip install -e ".[lite]")\n'
+    '    pip install "mmcv>=2.0.0,<2.4.0"       # compiled ops for your '
+    'torch / CUDA (or: pip install -e ".[full]"; mim install '
+    '"mmcv>=2.0.0,<2.4.0" finds a prebuilt wheel)')
+
+
+def require_mmcv() -> None:
+    """Raise an ImportError naming both mmcv flavours if neither is there.
+
+    Why: mmpretrain imports ``mmcv`` (2.x), which comes as ``mmcv-lite``
+    (pure Python) or ``mmcv`` (compiled ops). Like mmpretrain, this package
+    requires neither by name (an installed full mmcv cannot be seen from
+    pip's build isolation, and installing both breaks both), so a missing
+    one would otherwise surface as a bare ``No module named 'mmcv'`` deep
+    inside mmpretrain.
+
+    Raises:
+        ImportError: When no module ``mmcv`` can be found; the message
+            gives the two pip commands.
+    """
+    try:
+        found = importlib.util.find_spec('mmcv') is not None
+    except ValueError:  # sys.modules['mmcv'] is None: its import is blocked
+        found = False
+    if not found:
+        raise ImportError(
+            'gmproto_mm needs mmcv 2.0 - 2.3 (mmpretrain imports it), and '
+            'neither mmcv-lite nor mmcv is installed. ' + MMCV_INSTALL_HINT)
 
 
 def _load_local_checkpoint(filename: str, map_location=None) -> dict:
@@ -50,4 +86,5 @@ def apply() -> None:
         prefixes='', loader=_load_local_checkpoint, force=True)
 
 
+require_mmcv()
 apply()

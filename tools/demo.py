@@ -74,7 +74,9 @@ def parse_args() -> argparse.Namespace:
                         default=int(env('DEMO_FROZEN_IMAGES', 2048)),
                         help='training images the frozen encoder embeds for '
                         'those steps (env DEMO_FROZEN_IMAGES)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of both trainings and of the '
+                        'frozen-encoder runs')
     parser.add_argument('--work-dir', default=None,
                         help='defaults to work_dirs/demo (or demo_lt)')
     args = parser.parse_args()
@@ -178,7 +180,8 @@ def evaluate(config: str, checkpoint: str, model_dir: str, *,
     start = time.time()
     metrics_file = osp.join(model_dir, 'metrics.json')
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         model_dir, '--out', metrics_file, '--cfg-options'] + eval_options)
+         model_dir, '--out', metrics_file, '--out-item', 'metrics',
+         '--cfg-options'] + eval_options)
     with open(metrics_file) as f:
         metrics = json.load(f)
     return dict(metrics=metrics, eval_s=time.time() - start,

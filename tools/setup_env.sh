@@ -18,15 +18,23 @@ if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ] || [ tools/setup_env.sh -nt "$
     echo "[setup] creating .venv and installing packages (first run: a few minutes)"
     [ -x .venv/bin/python ] || python3 -m venv .venv
     PIP=".venv/bin/python -m pip"
-    # setuptools < 81: mmengine 0.10.7 resolves `mmpretrain::` configs with pkg_resources
-    $PIP install -q --upgrade pip wheel 'setuptools<81'
-    # torch first, with a torchvision that matches it (see docs/components.md, "Set-up")
+    # setuptools < 82: mmengine 0.10.7 resolves `mmpretrain::` configs with
+    # pkg_resources, which setuptools 82 removed (setup.py declares it too)
+    $PIP install -q --upgrade pip wheel 'setuptools<82'
+    # torch first, with a torchvision that matches it (see docs/install.md);
+    # an installed torch (e.g. a CUDA build) is kept
     .venv/bin/python -c "import torch, torchvision" 2>/dev/null || \
         $PIP install -q 'torch==2.14.1' 'torchvision==0.29.1'
-    # never both mmcv and mmcv-lite: setup.py picks mmcv when it is present
-    $PIP install -q mmengine==0.10.7 mmpretrain==1.2.0 pytest matplotlib
-    .venv/bin/python -c "import mmcv" 2>/dev/null || $PIP install -q mmcv-lite==2.2.0
-    $PIP install -q --no-build-isolation -e .
+    $PIP install -q mmengine==0.10.7 mmpretrain==1.2.0
+    # never both mmcv and mmcv-lite: an mmcv (either) that is there is kept,
+    # else the tested mmcv-lite (the [lite] extra)
+    if .venv/bin/python -c "import mmcv" 2>/dev/null; then
+        EXTRAS=tests
+    else
+        $PIP install -q mmcv-lite==2.2.0
+        EXTRAS=lite,tests
+    fi
+    $PIP install -q --no-build-isolation -e ".[$EXTRAS]"
     touch "$STAMP"
 fi
 

@@ -4,6 +4,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
@@ -13,7 +14,7 @@ from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 flush_cpu_denormals()  # before torch starts its CPU threads
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='where to save logs and models')
@@ -23,6 +24,10 @@ def parse_args() -> argparse.Namespace:
         'work directory if no path is given')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision training')
+    parser.add_argument(
+        '--no-validate', action='store_true',
+        help='skip the validation during training (e.g. the online k-NN '
+        'of configs/_base_/knn_val.py)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by actual / base batch size')
     parser.add_argument('--no-pin-memory', action='store_true',
@@ -31,22 +36,25 @@ def parse_args() -> argparse.Namespace:
                         help='disable persistent_workers in dataloaders')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, e.g. train_cfg.max_epochs=1')
+        help='override config entries, applied after the other flags, '
+        'e.g. train_cfg.max_epochs=1')
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank, torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by the distributed launcher')
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply command-line flags to the config."""
+    """Apply the command-line flags to the config, ``--cfg-options`` last
+    (as mmpretrain)."""
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -68,13 +76,23 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             cfg[loader]['pin_memory'] = False
         if args.no_persistent_workers:
             cfg[loader]['persistent_workers'] = False
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
     return cfg
 
 
-def main() -> None:
-    args = parse_args()
+def build_runner(cfg: Config) -> Runner:
+    """mmengine's ``Runner``, or the config's ``runner_type`` (mmpretrain)."""
+    cfg = prepare_cpu_distributed(cfg)
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = Runner.from_cfg(prepare_cpu_distributed(cfg))
+    runner = build_runner(cfg)
     if cfg.get('resume'):
         # mmengine resumes the weights non-strictly: a checkpoint of another
         # config would go on training with part of the model fresh. (A

@@ -44,7 +44,8 @@ def test_tools_test_rejects_another_configs_checkpoint(tmp_path):
     out = tmp_path / 'metrics.json'
     proc = run_tool(
         [sys.executable, 'tools/test.py', 'configs/dino_vitt_fmnist.py',
-         ckpt, '--work-dir', str(tmp_path), '--out', str(out)],
+         ckpt, '--work-dir', str(tmp_path), '--out', str(out),
+         '--out-item', 'metrics'],
         timeout=300, check=False)
     assert proc.returncode != 0
     assert 'does not fit the model of configs/dino_vitt_fmnist.py' in \

@@ -361,8 +361,8 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
     out = str(tmp_path / 'metrics.json')
     options = SMALL_TEST_OPTIONS + ['test_dataloader.batch_size=32']
     run_tool([sys.executable, 'tools/test.py', f'configs/{config}', ckpt,
-              '--work-dir', str(tmp_path), '--out', out, '--cfg-options'] +
-             options)
+              '--work-dir', str(tmp_path), '--out', out, '--out-item',
+              'metrics', '--cfg-options'] + options)
     with open(out) as f:
         metrics = json.load(f)
     for key in ('prototypes/unique@0.025', 'prototypes/components@0.5',
@@ -411,7 +411,7 @@ def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
                      'configs/gm_dino_vitt_fmnist.py', ckpt, '2'])):
         out = tmp_path / f'{name}.json'
         run_tool(launch + ['--work-dir', str(tmp_path / name), '--out',
-                           str(out)] + options,
+                           str(out), '--out-item', 'metrics'] + options,
                  env_extra=dict(PORT=str(free_port())))
         results.append(json.loads(out.read_text()))
     one, two = results

@@ -94,7 +94,8 @@ def test_fmnist_twin_trains_then_tools_test_reports_metrics(tmp_path,
     run_tool([sys.executable, 'tools/test.py',
               'configs/gm_dino_resnet18_fmnist.py',
               osp.join(str(tmp_path), 'epoch_1.pth'), '--work-dir',
-              str(tmp_path), '--out', out, '--cfg-options'] +
+              str(tmp_path), '--out', out, '--out-item', 'metrics',
+              '--cfg-options'] +
              SMALL_TEST_OPTIONS + ['test_dataloader.batch_size=32'])
     with open(out) as f:
         metrics = json.load(f)

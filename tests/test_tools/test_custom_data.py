@@ -58,7 +58,8 @@ def test_train_and_test_on_an_image_folder(tmp_path, fmnist_root):
     assert osp.isfile(ckpt)
     out = str(tmp_path / 'metrics.json')
     run_tool([sys.executable, 'tools/test.py', CONFIG, ckpt, '--work-dir',
-              work, '--out', out, '--cfg-options'] + data)
+              work, '--out', out, '--out-item', 'metrics', '--cfg-options'] +
+             data)
     with open(out) as f:
         metrics = json.load(f)
     assert metrics['prototypes/embedding_count'] == 3 * 8 + 3 * 4

@@ -6,6 +6,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import load_tool, run_tool
 
 TINY = ['--epochs', '1', '--train-images', '128', '--bank-images', '64',
@@ -20,7 +22,9 @@ def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
     args = [sys.executable, 'tools/analysis/seed_study.py', CONFIG,
             '--seeds', '0', '1', *TINY, '--out', str(out), '--work-dir',
             str(tmp_path / 'runs'), '--cfg-options', *OPTIONS]
-    run_tool(args)
+    log = run_tool(args).stdout
+    assert '1/2 runs done, 1 left;' in log  # the ETA after each run
+    assert '2/2 runs done, 0 left;' in log and '~0 min left' in log
     study = json.loads(out.read_text())
     runs = study['runs']
     assert [(r['config'], r['seed']) for r in runs] == [(CONFIG, 0),
@@ -147,3 +151,21 @@ def test_records_written_meanwhile_are_kept(tmp_path, monkeypatch):
         ('configs/dino_vitt_fmnist.py', 8), (CONFIG, 0), (CONFIG, 1)]
     assert [r['metrics']['knn/top1'] for r in runs
             if r['config'] == CONFIG] == [60.0, 61.0]
+
+
+def test_eta_arithmetic():
+    import time
+    study = load_seed_study()
+    # 3 of 8 runs in 30 min: 10 min per run, 5 runs (50 min) left
+    assert study.eta(3, 8, 1800.0) == dict(done=3, left=5, mean_s=600.0,
+                                           left_s=3000.0)
+    assert study.eta(8, 8, 960.0) == dict(done=8, left=0, mean_s=120.0,
+                                          left_s=0.0)
+    now = 1_700_000_000.0
+    line = study.eta_message(3, 8, 1800.0, now=now)
+    finish = time.strftime('%H:%M', time.localtime(now + 3000.0))
+    assert line == ('3/8 runs done, 5 left; 10.0 min per run, ~50 min '
+                    f'left (ETA {finish})')
+    for done, total in ((0, 3), (4, 3)):
+        with pytest.raises(ValueError, match='0 < done <= total'):
+            study.eta(done, total, 10.0)

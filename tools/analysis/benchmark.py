@@ -37,15 +37,19 @@ from mmpretrain.registry import MODELS  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--joint', default='configs/dino_vitt_fmnist.py')
+    parser.add_argument('--joint', default='configs/dino_vitt_fmnist.py',
+                        help='config of the joint (learned-prototype) model')
     parser.add_argument('--decoupled',
-                        default='configs/gm_dino_vitt_fmnist.py')
+                        default='configs/gm_dino_vitt_fmnist.py',
+                        help='config of the decoupled (GMM) model')
     parser.add_argument('--batch', type=int, default=128,
                         help='images per GPU/process')
     parser.add_argument('--iters', type=int, default=10,
                         help='timed iterations per model')
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed first iterations per model')
+    parser.add_argument('--device', default='cpu',
+                        help="where to run: 'cpu' or 'cuda'")
     parser.add_argument('--random-data', action='store_true',
                         help='random batches instead of the config data')
     parser.add_argument('--skip-em', action='store_true',

@@ -50,8 +50,8 @@ def checkpoint_parser(description: str) -> argparse.ArgumentParser:
     """CONFIG, CHECKPOINT, ``--images``, ``--out`` and ``--cfg-options``:
     the arguments of the tools that read one checkpoint."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='config file of the checkpoint')
+    parser.add_argument('checkpoint', help='checkpoint file (epoch_N.pth)')
     parser.add_argument('--images', type=int, default=4096,
                         help='test images to read (and as many training '
                         'images where the tool reads those)')

@@ -49,11 +49,14 @@ from gmproto_mm.evaluation.functional.diversity import (  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config',
+                        help='config whose prototype step runs (its head)')
+    parser.add_argument('checkpoint',
+                        help='checkpoint whose teacher encoder is frozen')
     parser.add_argument('--images', type=int, default=4096,
                         help='training images embedded (2 views each)')
-    parser.add_argument('--steps', type=int, default=3000)
+    parser.add_argument('--steps', type=int, default=3000,
+                        help='prototype steps of the head alone')
     parser.add_argument('--batch-size', type=int, default=1024,
                         help="images per step; the recipe's batch: AdamW's "
                         'drift of the prototypes is limited by gradient '
@@ -63,8 +66,10 @@ def parse_args() -> argparse.Namespace:
                         'peak lr at its batch of 1024)')
     parser.add_argument('--momentum', type=float, default=0.996,
                         help='teacher EMA momentum of the joint prototypes')
-    parser.add_argument('--log-every', type=int, default=500)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--log-every', type=int, default=500,
+                        help='measure unique@eps every this many steps')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='which images, crops and batches')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override CONFIG keys, e.g. '

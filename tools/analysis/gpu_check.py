@@ -80,16 +80,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='untimed first iterations (default 5; tiny 2)')
     parser.add_argument('--iters', type=int,
                         help='timed iterations per run (default 30; tiny 4)')
-    parser.add_argument('--ibot-iters', type=int, default=2)
-    parser.add_argument('--em-repeats', type=int, default=10)
+    parser.add_argument('--ibot-iters', type=int, default=2,
+                        help='iterations of the iBOT config (build and '
+                        'step check)')
+    parser.add_argument('--em-repeats', type=int, default=10,
+                        help='timed repetitions of the EM update / matmul')
     parser.add_argument('--amp-dtype', default='bfloat16',
                         choices=['bfloat16', 'float16'],
                         help='AmpOptimWrapper dtype on CUDA (CPU: no AMP)')
     parser.add_argument('--no-dist', action='store_true',
                         help='skip the 2-process run')
-    parser.add_argument('--work-dir', default='work_dirs/gpu_check')
-    parser.add_argument('--out', default='work_dirs/gpu_check.json')
-    parser.add_argument('--log-level', default='WARNING')
+    parser.add_argument('--work-dir', default='work_dirs/gpu_check',
+                        help="the runs' work directories")
+    parser.add_argument('--out', default='work_dirs/gpu_check.json',
+                        help='write the results to this JSON file')
+    parser.add_argument('--log-level', default='WARNING',
+                        help="mmengine's log level of the runs")
     parser.add_argument('--dist-worker', metavar='DIR',
                         help=argparse.SUPPRESS)  # a rank of the 2-proc run
     args = parser.parse_args(argv)
@@ -121,13 +127,12 @@ def build_cfg(args: argparse.Namespace, name: str, work_dir: str,
     batches for ``max_iters`` iterations."""
     config = osp.join(ROOT, args.configs[name])
     cuda = torch.cuda.is_available()
-    cfg = train_tool.merge_args(
-        Config.fromfile(config),
-        argparse.Namespace(
-            config=config, work_dir=work_dir, launcher=launcher,
-            cfg_options=None, amp=cuda, resume=resume_from,
-            auto_scale_lr=False, no_pin_memory=not cuda,
-            no_persistent_workers=True))
+    argv = [config, '--work-dir', work_dir, '--launcher', launcher,
+            '--no-persistent-workers', '--amp' if cuda else '--no-pin-memory']
+    if resume_from is not None:
+        argv += ['--resume', resume_from]
+    cfg = train_tool.merge_args(Config.fromfile(config),
+                                train_tool.parse_args(argv))
     if cuda:  # mmengine's AmpOptimWrapper refuses the CPU
         cfg.optim_wrapper.dtype = args.amp_dtype
     world = int(os.environ.get('WORLD_SIZE', 1))

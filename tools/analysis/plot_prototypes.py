@@ -73,8 +73,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--thresholds', nargs='+', type=float,
         default=list(DEFAULT_THRESHOLDS),
         help='eps values to mark on the plot and print in the summary')
-    parser.add_argument('--eps-min', type=float, default=0.01)
-    parser.add_argument('--eps-max', type=float, default=1.0)
+    parser.add_argument('--eps-min', type=float, default=0.01,
+                        help='smallest eps of the unique %% curve')
+    parser.add_argument('--eps-max', type=float, default=1.0,
+                        help='largest eps of the unique %% curve')
     parser.add_argument('--num-eps', type=int, default=20,
                         help='log-spaced eps values of the curve')
     parser.add_argument(
@@ -89,7 +91,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--trajectories', nargs='+', help='JSON files written by '
         'frozen_encoder_collapse.py --out (labelled like --usage)')
-    parser.add_argument('--block-size', type=int, default=4096)
+    parser.add_argument('--block-size', type=int, default=4096,
+                        help='prototypes per block of the pairwise '
+                        'distances (memory)')
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.checkpoints):
         parser.error(f'--labels got {len(args.labels)} names for '

@@ -26,7 +26,7 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, TOOLS)
@@ -41,19 +41,24 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument('configs', nargs='*', help='config files')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='training seeds of every config')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         metavar='KEY=VALUE',
                         help='options for every config of this call')
-    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--epochs', type=int, default=3,
+                        help="training epochs per run (the demo's 3)")
     parser.add_argument('--train-images', type=int, default=32000,
                         help='training images used (0 = all)')
     parser.add_argument('--bank-images', type=int, default=10000,
                         help='k-NN bank images (0 = all)')
     parser.add_argument('--query-images', type=int, default=0,
                         help='k-NN queries (0 = all 10,000)')
-    parser.add_argument('--out', default='docs/seed_study/results.json')
-    parser.add_argument('--work-dir', default='work_dirs/seed_study')
+    parser.add_argument('--out', default='docs/seed_study/results.json',
+                        help='results JSON, read first: its runs are kept '
+                        'and skipped (the plot goes next to it)')
+    parser.add_argument('--work-dir', default='work_dirs/seed_study',
+                        help="the runs' work directories")
     parser.add_argument('--markdown', action='store_true',
                         help='print the summary of --out as a markdown table '
                         'and exit (no training)')
@@ -255,6 +260,39 @@ def markdown_table(summary: Dict[str, dict]) -> str:
     return '\n'.join(lines)
 
 
+def eta(done: int, total: int, elapsed_s: float) -> Dict[str, float]:
+    """Runs done and left, and the time left from the mean time per run.
+
+    Args:
+        done (int): Runs finished in this call (> 0).
+        total (int): Runs this call does (>= ``done``).
+        elapsed_s (float): Seconds since this call's first run started.
+
+    Returns:
+        dict: ``done``, ``left`` (runs), ``mean_s`` (elapsed / done) and
+        ``left_s`` (``mean_s * left``).
+    """
+    if not 0 < done <= total or elapsed_s < 0:
+        raise ValueError('eta needs 0 < done <= total and elapsed_s >= 0, '
+                         f'got done={done}, total={total}, '
+                         f'elapsed_s={elapsed_s}')
+    mean = elapsed_s / done
+    return dict(done=done, left=total - done, mean_s=mean,
+                left_s=mean * (total - done))
+
+
+def eta_message(done: int, total: int, elapsed_s: float,
+                now: Optional[float] = None) -> str:
+    """``'2/6 runs done, 4 left; 7.5 min per run, ~30 min left (ETA
+    14:05)'``: :func:`eta`, the clock time from ``now`` (default: now)."""
+    est = eta(done, total, elapsed_s)
+    now = time.time() if now is None else now
+    finish = time.strftime('%H:%M', time.localtime(now + est['left_s']))
+    return (f'{done}/{total} runs done, {est["left"]} left; '
+            f'{est["mean_s"] / 60:.1f} min per run, '
+            f'~{est["left_s"] / 60:.0f} min left (ETA {finish})')
+
+
 def main() -> None:
     args = parse_args()
     os.chdir(ROOT)
@@ -293,11 +331,10 @@ def main() -> None:
                          train_s=round(out['train_s'], 1),
                          metrics={**out['metrics'], **log['monitor']}))
         write_merged(args.out, mine)
-        elapsed = time.time() - start
         print(f'seed_study: {label} done, knn/top1 '
               f'{out["metrics"]["knn/top1"]:.2f}, used '
-              f'{out["metrics"][PLOT_X]:.0f}; {elapsed / 60:.1f} min, '
-              f'~{elapsed / i * (len(todo) - i) / 60:.0f} min left',
+              f'{out["metrics"][PLOT_X]:.0f}; '
+              f'{eta_message(i, len(todo), time.time() - start)}',
               flush=True)
     runs = write_merged(args.out, mine)
     print(f'results: {args.out}; plot: {plot(args.out, runs)}')

@@ -52,8 +52,8 @@ class DINO(BaseSelfSupervisor):
         num_global_views (int): The first views are global (the teacher sees
             only these). Defaults to 2.
         predict_with (str): ``'teacher'`` (DINO's evaluation) or
-            ``'student'`` weights in ``predict`` mode. Defaults to
-            ``'teacher'``.
+            ``'student'`` weights in ``predict`` mode and
+            :meth:`extract_feat`. Defaults to ``'teacher'``.
         pretrained (str, optional): Checkpoint to load.
         data_preprocessor (dict, optional): Defaults to
             ``SelfSupDataPreprocessor``.
@@ -207,12 +207,34 @@ class DINO(BaseSelfSupervisor):
             ``prototypes`` ``(K, D)``, the bank they refer to (one shared
             tensor, not a copy per sample).
         """
-        if isinstance(inputs, (list, tuple)):
-            inputs = inputs[0]
-        backbone, neck, head_part = self._predict_parts()
-        feats = pool_features(backbone(inputs))
+        _, neck, head_part = self._predict_parts()
+        feats = pool_features(self.extract_feat(inputs))
         return self._pack_predictions(feats, neck((feats, ))[0], head_part,
                                       data_samples)
+
+    def extract_feat(self, inputs: Union[torch.Tensor, List[torch.Tensor]]
+                     ) -> Tuple[torch.Tensor, ...]:
+        """Backbone outputs of the network that :meth:`predict` uses.
+
+        mmpretrain's ``FeatureExtractor``, ``get_model(...).extract_feat``,
+        ``vis_tsne.py``, ``get_flops.py`` and ``forward(mode='tensor')``
+        call this; like the k-NN evaluation and the linear probe, it
+        follows ``predict_with``: the EMA teacher's backbone by default
+        (mmpretrain's base class would give the student's).
+
+        Args:
+            inputs (Tensor | list[Tensor]): ``(B, C, H, W)`` (first view if
+                a list).
+
+        Returns:
+            tuple[Tensor]: The backbone's outputs, e.g. ``(B, C)`` for a
+            ViT with ``out_type='cls_token'``, ``(B, 1 + N, C)`` with
+            ``'raw'``, ``(B, C, H', W')`` for a ResNet stage.
+        """
+        if isinstance(inputs, (list, tuple)):
+            inputs = inputs[0]
+        backbone, _, _ = self._predict_parts()
+        return backbone(inputs)
 
     def _predict_parts(self) -> Tuple[nn.Module, nn.Module,
                                       Optional[nn.Module]]:

@@ -208,9 +208,7 @@ class IBOT(DINO):
         token after the final norm, ``embedding`` ``(D,)`` its neck output,
         ``prototype_probs`` ``(K,)`` the [CLS] head's teacher assignment,
         ``prototypes`` ``(K, D)`` its bank."""
-        if isinstance(inputs, (list, tuple)):
-            inputs = inputs[0]
-        backbone, neck, head_part = self._predict_parts()
-        feats = backbone(inputs)[-1][:, 0]
+        _, neck, head_part = self._predict_parts()
+        feats = self.extract_feat(inputs)[-1][:, 0]
         return self._pack_predictions(feats, neck((feats, ))[0], head_part,
                                       data_samples)
