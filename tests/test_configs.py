@@ -25,6 +25,19 @@ FMNIST_CONFIGS = [c for c in CONFIGS
                   if 'fmnist' in c and not c.startswith('benchmarks')]
 
 
+def optim_wrapper_here(cfg: Config) -> dict:
+    """The config's optim wrapper, as plain fp32 ``OptimWrapper`` where
+    CUDA is missing (mmengine's ``AmpOptimWrapper`` refuses the CPU); the
+    optimizer, paramwise options and clipping are the config's."""
+    wrapper = dict(cfg.optim_wrapper)
+    if wrapper.get('type') == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        wrapper.update(type='OptimWrapper')
+        for key in ('dtype', 'loss_scale'):
+            wrapper.pop(key, None)
+    return wrapper
+
+
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_builds_and_steps(name):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
@@ -32,7 +45,7 @@ def test_config_builds_and_steps(name):
         cfg.model.backbone.init_cfg = None  # a probe's checkpoint is a flag
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))  # 1 process
-    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    optim = build_optim_wrapper(model, optim_wrapper_here(cfg))
     attach_em_updater(model, 'this test')  # it runs EM below
     log_vars = model.train_step(random_batch(cfg), optim)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values())
@@ -66,3 +79,28 @@ def test_fmnist_config_trains_briefly(name, tmp_path, fmnist_root):
         assert torch.isfinite(bank.gmm.variances).all(), bank_name
     if banks:
         assert int(banks[0][1].gmm.num_updates) == 2
+
+
+CARP_CONFIGS = [c for c in CONFIGS if 'carp_' in c]
+
+
+@pytest.mark.parametrize('name', CARP_CONFIGS)
+def test_carp_configs_follow_the_reference_lars_rule(name):
+    """CARP's LARS: every 1-D parameter (biases, norms) without weight
+    decay and LARS scaling, every other trained parameter with both: the
+    paramwise keys of each config cover exactly its 1-D parameters."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
+    assert cfg.optim_wrapper.optimizer.type == 'LARS'
+    assert cfg.model.neck.normalize is False
+    assert cfg.model.head.loss.type == 'CARPLoss'
+    model = MODELS.build(cfg.model)
+    optim = build_optim_wrapper(model, optim_wrapper_here(cfg)).optimizer
+    wd = cfg.optim_wrapper.optimizer.weight_decay
+    seen = 0
+    for group in optim.param_groups:
+        for param in group['params']:
+            flat = param.ndim == 1
+            assert bool(group.get('lars_exclude')) == flat, param.shape
+            assert group['weight_decay'] == (0. if flat else wd)
+            seen += 1
+    assert seen == sum(p.requires_grad for p in model.parameters())

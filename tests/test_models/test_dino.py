@@ -49,6 +49,27 @@ def test_neck_output_unit_norm_and_shape():
         neck((torch.randn(5, 7), ))
 
 
+def test_neck_without_normalisation_keeps_the_norm():
+    """CARP's neck: the bottleneck as the MLP gives it; the DINO neck with
+    the same weights returns its direction."""
+    with torch.random.fork_rng():  # later tests draw from the global RNG
+        torch.manual_seed(0)
+        raw = MODELS.build(dict(type='DINONeck', in_channels=8,
+                                hid_channels=16, bottleneck_channels=4,
+                                normalize=False))
+        unit = MODELS.build(dict(type='DINONeck', in_channels=8,
+                                 hid_channels=16, bottleneck_channels=4))
+        x = torch.randn(5, 8)
+    unit.load_state_dict(raw.state_dict())
+    z, = raw((x, ))
+    torch.testing.assert_close(z, raw.mlp(x))
+    assert (z.norm(dim=1) - 1).abs().min() > 0.1  # not unit-norm here
+    torch.testing.assert_close(unit((x, ))[0],
+                               torch.nn.functional.normalize(z, dim=1))
+    with pytest.raises(ValueError, match='normalize must be'):
+        MODELS.build(dict(type='DINONeck', in_channels=8, normalize='no'))
+
+
 def test_loss_matches_reference_and_skips_same_view():
     loss = MODELS.build(dict(type='DINOLoss', num_prototypes=6,
                              warmup_teacher_temp_epochs=0))

@@ -31,10 +31,12 @@ def group_same_shape(views: Sequence[torch.Tensor]) -> List[List[int]]:
 
 @MODELS.register_module()
 class DINO(BaseSelfSupervisor):
-    """DINO with a pluggable prototype head.
+    """DINO with a pluggable prototype head; also CARP's student-teacher.
 
     Student = backbone + neck + head; teacher = EMA of backbone + neck (+ the
-    head's :meth:`teacher_module`, unless the head shares one bank).
+    head's :meth:`teacher_module`, unless the head shares one bank). CARP
+    (Silva & Ramirez Rivera, NeurIPS 2023) is the same algorithm with
+    ``CARPLoss``: EMA teacher on the global crops, multi-crop student.
 
     Args:
         backbone (dict): Backbone config: a ViT with
@@ -42,7 +44,8 @@ class DINO(BaseSelfSupervisor):
             feature map is average-pooled).
         neck (dict): ``DINONeck`` config.
         head (dict): A prototype head config (``DINOHead``,
-            ``DecoupledGMMHead``).
+            ``DecoupledGMMHead``), with DINO's loss (``DINOLoss``) or
+            CARP's (``CARPLoss``, behind ``DINONeck(normalize=False)``).
         base_momentum (float): Teacher EMA start momentum in mmengine's
             convention, where the momentum weighs the *student*:
             ``teacher = (1 - m) * teacher + m * student``. DINO's 0.996 is
@@ -176,7 +179,16 @@ class DINO(BaseSelfSupervisor):
                                          teacher['neck'], global_views)
         student_embeds = self._embed(self.backbone, self.neck, inputs)
         return self.head.loss(student_embeds, teacher_embeds,
-                              self._teacher_head())
+                              self._teacher_head(),
+                              iteration=self.training_iteration())
+
+    def training_iteration(self) -> int:
+        """0-based index of the training step in progress, from the
+        teacher EMA's update count (a buffer: checkpointed, so a resumed
+        run continues the count; equal on every rank). Valid after the
+        step's teacher update; heads pass it to losses that schedule by
+        iteration (``CARPLoss``'s partitions)."""
+        return int(self.teacher.steps) - 1
 
     def forward(self,
                 inputs: Union[torch.Tensor, List[torch.Tensor]],

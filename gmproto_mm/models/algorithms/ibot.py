@@ -181,7 +181,8 @@ class IBOT(DINO):
             self.neck((t[:, 1:][m], ))[0]
             for t, m in zip(s_tokens[:num_global], masks)
         ]
-        losses = self.head.loss(s_cls, t_cls, self._teacher_head())
+        losses = self.head.loss(s_cls, t_cls, self._teacher_head(),
+                                iteration=self.training_iteration())
 
         # masked tokens of all global views at once, image index v * B + b
         batch = global_views[0].shape[0]

@@ -1,19 +1,31 @@
 """The contract between the ``DINO`` algorithm and its prototype heads.
 
-A head scores L2-normalised bottleneck embeddings ``(B, D)`` against K
-prototypes and owns the self-distillation loss. The algorithm never looks at
-how prototypes are learned, so a joint head (gradient-trained prototypes) and
-a decoupled head (prototypes fitted by online EM) plug in alike:
+A head scores bottleneck embeddings ``(B, D)`` against K prototypes and
+owns the self-distillation loss. The embeddings are unit-norm for DINO; for
+CARP (``DINONeck(normalize=False)``) they keep their norm, and the logits
+``<z, w_k>`` against the unit-norm prototypes carry it. The algorithm never
+looks at how prototypes are learned, so a joint head (gradient-trained
+prototypes) and a decoupled head (prototypes fitted by online EM) plug in
+alike:
 
 - ``teacher_module()``: the part of the head the teacher keeps an EMA copy
   of, or ``None`` when teacher and student share one prototype bank;
-- ``loss(student_embeds, teacher_embeds, teacher_module)``: the loss dict;
+- ``loss(student_embeds, teacher_embeds, teacher_module, iteration)``: the
+  loss dict (``iteration``: the training iteration, for losses that need
+  it);
 - ``assign(embeds, teacher_module)``: ``(B, K)`` teacher assignment
   probabilities, for evaluation;
 - ``prototypes``: the current ``(K, D)`` bank, for collapse metrics, and
   ``bank(teacher_module)``: the one the teacher scores against;
 - ``prototype_parameters()``: learned prototype parameters (frozen during
   the first epoch by ``FreezePrototypesHook``; empty for fixed prototypes).
+
+The loss module is called as ``loss(student_logits, teacher_logits)`` and
+returns a scalar, or a dict of named terms (``loss_*``). A loss with
+``needs_iteration = True`` (``CARPLoss``) is also given
+``iteration=``; a loss with an ``assign(logits)`` method defines the
+evaluation assignment (otherwise DINO's: the centred softmax at the final
+teacher temperature).
 """
 from abc import ABCMeta, abstractmethod
 from typing import Dict, List, Optional, Sequence
@@ -26,7 +38,7 @@ from mmpretrain.registry import MODELS
 
 
 class BasePrototypeHead(BaseModule, metaclass=ABCMeta):
-    """Shared logic of prototype heads: input checks, DINO loss, assignment.
+    """Shared logic of prototype heads: input checks, loss, assignment.
 
     Args:
         in_channels (int): Embedding size D (equal to the neck's output).
@@ -58,7 +70,8 @@ class BasePrototypeHead(BaseModule, metaclass=ABCMeta):
     @abstractmethod
     def _logits(self, embeds: torch.Tensor,
                 teacher_module: Optional[nn.Module]) -> torch.Tensor:
-        """``(B, D)`` unit-norm embeddings -> ``(B, K)`` cosine logits."""
+        """``(B, D)`` embeddings -> ``(B, K)`` logits ``<z, w_k>`` (cosine
+        similarities for unit-norm embeddings)."""
 
     def bank(self,
              teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
@@ -76,7 +89,8 @@ class BasePrototypeHead(BaseModule, metaclass=ABCMeta):
     def logits(self,
                embeds: torch.Tensor,
                teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
-        """Cosine logits ``(B, K)`` of ``(B, D)`` embeddings."""
+        """Logits ``(B, K)`` of ``(B, D)`` embeddings: ``<z, w_k>`` against
+        the unit-norm prototypes (cosine similarities for unit-norm z)."""
         if embeds.dim() != 2 or embeds.shape[1] != self.in_channels:
             raise ValueError(
                 f'{type(self).__name__} expects (B, {self.in_channels}) '
@@ -90,9 +104,9 @@ class BasePrototypeHead(BaseModule, metaclass=ABCMeta):
     def loss(self,
              student_embeds: Sequence[torch.Tensor],
              teacher_embeds: Sequence[torch.Tensor],
-             teacher_module: Optional[nn.Module] = None
-             ) -> Dict[str, torch.Tensor]:
-        """DINO loss of all views against the teacher's global views.
+             teacher_module: Optional[nn.Module] = None,
+             iteration: Optional[int] = None) -> Dict[str, torch.Tensor]:
+        """Loss of all views against the teacher's global views.
 
         Args:
             student_embeds (Sequence[Tensor]): ``(B, D)`` per view, global
@@ -100,9 +114,12 @@ class BasePrototypeHead(BaseModule, metaclass=ABCMeta):
             teacher_embeds (Sequence[Tensor]): ``(B, D)`` per global view.
             teacher_module (nn.Module, optional): The teacher's EMA copy of
                 :meth:`teacher_module`, if any.
+            iteration (int, optional): The training iteration (0-based);
+                required by losses with ``needs_iteration`` (``CARPLoss``).
 
         Returns:
-            dict[str, Tensor]: ``{'loss': scalar}``.
+            dict[str, Tensor]: ``{'loss': scalar}``, or the loss's named
+            terms.
         """
         student_logits = [self.logits(z) for z in student_embeds]
         with torch.no_grad():
@@ -110,13 +127,35 @@ class BasePrototypeHead(BaseModule, metaclass=ABCMeta):
                 self.logits(z, teacher_module) for z in teacher_embeds
             ]
         self.observe_teacher(teacher_embeds)
-        return dict(loss=self.loss_module(student_logits, teacher_logits))
+        return self.loss_terms(student_logits, teacher_logits, iteration)
+
+    def loss_terms(self, student_logits: Sequence[torch.Tensor],
+                   teacher_logits: Sequence[torch.Tensor],
+                   iteration: Optional[int] = None
+                   ) -> Dict[str, torch.Tensor]:
+        """Call the loss module (with ``iteration`` if it needs it) and
+        return its terms as a dict (a scalar becomes ``{'loss': ...}``)."""
+        loss = self.loss_module
+        if getattr(loss, 'needs_iteration', False):
+            if iteration is None:
+                raise ValueError(
+                    f'{type(loss).__name__} needs the training iteration: '
+                    'call head.loss(..., iteration=i) (the DINO algorithm '
+                    'passes its step count)')
+            out = loss(student_logits, teacher_logits, iteration=iteration)
+        else:
+            out = loss(student_logits, teacher_logits)
+        return dict(out) if isinstance(out, dict) else dict(loss=out)
 
     @torch.no_grad()
     def assign(self,
                embeds: torch.Tensor,
                teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
-        """Teacher assignment probabilities ``(B, K)`` at the final tau_t."""
+        """Teacher assignment probabilities ``(B, K)``: the loss's
+        ``assign(logits)`` if it has one (CARP: softmax over all K without
+        temperature), else DINO's centred softmax at the final tau_t."""
         logits = self.logits(embeds, teacher_module).float()
         loss = self.loss_module
+        if callable(getattr(loss, 'assign', None)):
+            return loss.assign(logits)
         return F.softmax((logits - loss.center) / loss.teacher_temp, dim=-1)

@@ -18,11 +18,14 @@ _TEACHER_TARGETS = ('softmax', 'responsibilities')
 class DecoupledGMMHead(BasePrototypeHead):
     """Prototype head whose K prototypes are the unit-norm GMM means.
 
-    Drop-in for ``DINOHead`` in the ``DINO`` algorithm: logits are cosine
-    similarities to the means, no prototype parameters exist (no gradient, no
-    EMA copy: student and teacher share the one bank), and the detached fp32
-    teacher embeddings of the global crops are cached for ``OnlineEMHook``
-    in ``self.em_bank`` (a :class:`GMMPrototypeBank`).
+    Drop-in for ``DINOHead`` in the ``DINO`` algorithm: logits are
+    ``<z, mu_k>`` against the unit-norm means (cosine similarities for DINO's
+    unit-norm embeddings; CARP's un-normalised ones keep their norm), no
+    prototype parameters exist (no gradient, no EMA copy: student and
+    teacher share the one bank), and the detached fp32 teacher embeddings of
+    the global crops, L2-normalised, are cached for ``OnlineEMHook`` in
+    ``self.em_bank`` (a :class:`GMMPrototypeBank`): EM fits the mixture on
+    the sphere whatever the loss.
 
     Needs ``dict(type='OnlineEMHook')`` in ``custom_hooks``: without it the
     first training step raises. Outside a Runner, declare the caller as the
@@ -36,14 +39,18 @@ class DecoupledGMMHead(BasePrototypeHead):
             (``forgetting``, ``beta_start``,
             ``beta_iters``, ``min_var``, ``init``, ...).
         loss (dict): Loss config. Defaults to ``dict(type='DINOLoss')``.
-        teacher_targets (str): ``'softmax'``: DINO's centred, sharpened
-            softmax of the teacher's cosine logits (the paper's default);
+        teacher_targets (str): ``'softmax'``: the loss's own targets from
+            the teacher's logits (the paper's default; ``DINOLoss``: the
+            centred, sharpened softmax; ``CARPLoss``: block softmaxes);
             ``'responsibilities'``: the mixture posterior ``r_nk`` (beta = 1)
-            of the teacher embeddings, no centring (METHOD.md's option; the
-            evaluation assignment follows). Needs a loss with
-            ``cross_view_loss`` (``DINOLoss``). Until the first EM update
-            initialises the mixture, the softmax targets are used. Defaults
-            to ``'softmax'``.
+            of the teacher embeddings, no centring (an option of the
+            method's specification; the evaluation assignment follows).
+            Needs ``DINOLoss`` (its ``cross_view_loss``) or ``CARPLoss``,
+            which is given ``target_beta * log p_nk`` as teacher logits, so
+            that each block's target is the posterior restricted to the
+            block and renormalised. Until the first EM update initialises
+            the mixture, the softmax targets are used. Defaults to
+            ``'softmax'``.
         target_beta (float): Inverse temperature in (0, 1] of the
             ``'responsibilities'`` targets, ``softmax_k(target_beta *
             log p_nk)`` (ours; 1: the posterior itself, < 1 softer; the EM
@@ -71,11 +78,13 @@ class DecoupledGMMHead(BasePrototypeHead):
         if teacher_targets not in _TEACHER_TARGETS:
             raise ValueError(f'teacher_targets must be one of '
                              f'{_TEACHER_TARGETS}, got {teacher_targets!r}')
-        if teacher_targets == 'responsibilities' and not hasattr(
-                self.loss_module, 'cross_view_loss'):
+        if teacher_targets == 'responsibilities' and not (
+                hasattr(self.loss_module, 'cross_view_loss') or getattr(
+                    self.loss_module, 'teacher_logits_are_log_targets',
+                    False)):
             raise ValueError("teacher_targets='responsibilities' needs a "
-                             'loss with cross_view_loss (DINOLoss), got '
-                             f'{type(self.loss_module).__name__}')
+                             'loss that takes targets (DINOLoss, CARPLoss), '
+                             f'got {type(self.loss_module).__name__}')
         if not 0.0 < target_beta <= 1.0:
             raise ValueError(f'target_beta must be in (0, 1], got '
                              f'{target_beta!r}')
@@ -112,12 +121,21 @@ class DecoupledGMMHead(BasePrototypeHead):
     def loss(self,
              student_embeds: Sequence[torch.Tensor],
              teacher_embeds: Sequence[torch.Tensor],
-             teacher_module: Optional[nn.Module] = None
-             ) -> Dict[str, torch.Tensor]:
+             teacher_module: Optional[nn.Module] = None,
+             iteration: Optional[int] = None) -> Dict[str, torch.Tensor]:
         if not self._use_responsibilities():
             return super().loss(student_embeds, teacher_embeds,
-                                teacher_module)
+                                teacher_module, iteration)
         student_logits = [self.logits(z) for z in student_embeds]
+        if getattr(self.loss_module, 'teacher_logits_are_log_targets',
+                   False):
+            # CARP: target_beta * log p_nk in place of the teacher logits;
+            # the block softmax is the posterior restricted to the block
+            # and renormalised, computed without underflow
+            log_targets = [self.gmm.log_prob(z).mul_(self.target_beta)
+                           for z in teacher_embeds]
+            self.observe_teacher(teacher_embeds)
+            return self.loss_terms(student_logits, log_targets, iteration)
         targets = [self.gmm.responsibilities(z, self.target_beta)
                    for z in teacher_embeds]
         self.observe_teacher(teacher_embeds)

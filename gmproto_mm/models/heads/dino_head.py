@@ -16,12 +16,16 @@ class DINOHead(BasePrototypeHead):
 
     The baseline of the paper: prototypes are trained by gradient descent
     jointly with the encoder, and the teacher keeps an EMA copy of them.
+    Logits are ``<z, w_k>`` with unit-norm rows ``w_k`` (gain 1): cosine
+    similarities for DINO's unit-norm z; CARP's head (``loss=dict(
+    type='CARPLoss')`` behind ``DINONeck(normalize=False)``) scores the
+    un-normalised bottleneck, as CARP's.
 
     Args:
         in_channels (int): Bottleneck size D. Defaults to 256.
         num_prototypes (int): K. Defaults to 65536.
-        norm_last_layer (bool): Fix the weight-norm gain to 1, so logits are
-            cosine similarities. Defaults to True.
+        norm_last_layer (bool): Fix the weight-norm gain to 1 (unit-norm
+            prototypes). Defaults to True.
         loss (dict): Loss config. Defaults to ``dict(type='DINOLoss')``.
         koleo_weight (float): lambda of the KoLeo-proto baseline
             (Govindarajan et al. 2024): adds ``loss_koleo = lambda *
@@ -65,9 +69,10 @@ class DINOHead(BasePrototypeHead):
     def loss(self,
              student_embeds: Sequence[torch.Tensor],
              teacher_embeds: Sequence[torch.Tensor],
-             teacher_module: Optional[nn.Module] = None
-             ) -> Dict[str, torch.Tensor]:
-        losses = super().loss(student_embeds, teacher_embeds, teacher_module)
+             teacher_module: Optional[nn.Module] = None,
+             iteration: Optional[int] = None) -> Dict[str, torch.Tensor]:
+        losses = super().loss(student_embeds, teacher_embeds, teacher_module,
+                              iteration)
         if self.koleo_weight > 0:
             losses['loss_koleo'] = self.koleo_weight * koleo_prototype_loss(
                 self.last_layer.weight)

@@ -30,7 +30,10 @@ class DINONeck(BaseModule):
     """MLP ``in -> hidden -> ... -> bottleneck`` with GELU, L2-normalised out.
 
     Takes ViT ``(B, C)`` features or CNN ``(B, C, H, W)`` feature maps
-    (globally average-pooled first, see :func:`pool_features`).
+    (globally average-pooled first, see :func:`pool_features`). With
+    ``normalize=False`` the bottleneck is returned as is (CARP's head: the
+    logits are then ``<z, w_k>`` against unit-norm prototypes, so the
+    embedding's norm acts as a learned inverse temperature).
 
     Args:
         in_channels (int): Backbone feature size (ViT-B: 768, ResNet-50:
@@ -42,6 +45,8 @@ class DINONeck(BaseModule):
             before the GELU: DINO's ``use_bn_in_head=True`` is
             ``dict(type='BN1d')`` (``dict(type='SyncBN')`` across GPUs).
             Defaults to None (DINO's default: no norm).
+        normalize (bool): L2-normalise the output (DINO). False keeps the
+            bottleneck's norm (CARP). Defaults to True.
         init_cfg (dict | list, optional): Defaults to truncated normal
             (std 0.02) on linear weights, zero bias, as DINO.
     """
@@ -52,14 +57,19 @@ class DINONeck(BaseModule):
                  bottleneck_channels: int = 256,
                  num_layers: int = 3,
                  norm_cfg: Optional[dict] = None,
+                 normalize: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
                      type='TruncNormal', layer='Linear', std=0.02,
                      bias=0.)) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
+        if not isinstance(normalize, bool):
+            raise ValueError(f'normalize must be True (DINO) or False '
+                             f'(CARP), got {normalize!r}')
         self.in_channels = in_channels
         self.out_channels = bottleneck_channels
+        self.normalize = normalize
         dims = [in_channels] + [hid_channels] * (num_layers - 1) + [
             bottleneck_channels
         ]
@@ -74,7 +84,7 @@ class DINONeck(BaseModule):
 
     def forward(self, x: Union[Tuple[torch.Tensor], torch.Tensor]
                 ) -> Tuple[torch.Tensor]:
-        """Project and normalise.
+        """Project, and normalise unless ``normalize=False``.
 
         Args:
             x (tuple[Tensor] | Tensor): Backbone output; the last tensor is
@@ -82,7 +92,8 @@ class DINONeck(BaseModule):
                 ``(B, C, H, W)`` (CNN, average-pooled).
 
         Returns:
-            tuple[Tensor]: ``((B, D),)`` unit-norm embeddings.
+            tuple[Tensor]: ``((B, D),)`` embeddings, unit-norm if
+            ``normalize``.
         """
         x = pool_features(x)
         if x.dim() != 2 or x.shape[1] != self.in_channels:
@@ -90,4 +101,5 @@ class DINONeck(BaseModule):
                 f'DINONeck expects (B, {self.in_channels}) features or '
                 f'(B, {self.in_channels}, H, W) feature maps (set '
                 f'in_channels to the backbone width), got {tuple(x.shape)}')
-        return (F.normalize(self.mlp(x), dim=-1), )
+        z = self.mlp(x)
+        return (F.normalize(z, dim=-1) if self.normalize else z, )
