@@ -544,6 +544,17 @@ def test_initialisation_pools_rows_until_k_when_k_exceeds_batch():
     assert prototype_diversity(gmm.means, (0.025, ))['unique@0.025'] == 100.
 
 
+def test_kmeans_pp_is_refused_where_it_is_quadratic():
+    """k-means++ on K pooled rows is O(K^2 D) sequential work: refused at
+    the flagship size, with an error naming the O(K D) alternative; the
+    class default ('sample') builds at any size."""
+    with pytest.raises(ValueError, match=r"init='sample'") as err:
+        OnlineGaussianMixture(65536, 256, init='kmeans++')
+    assert '65536 x 65536 x 256' in str(err.value)
+    assert OnlineGaussianMixture(65536, 4).init == 'sample'
+    OnlineGaussianMixture(1024, 128, init='kmeans++')  # cheap: accepted
+
+
 def test_init_samples_one_initialises_on_first_batch():
     gmm = OnlineGaussianMixture(64, 8, init_samples=1)
     gmm.update(torch.randn(16, 8))

@@ -49,8 +49,9 @@ class DecoupledGMMHead(BasePrototypeHead):
             which is given ``target_beta * log p_nk`` as teacher logits, so
             that each block's target is the posterior restricted to the
             block and renormalised. Until the first EM update initialises
-            the mixture, the softmax targets are used. Defaults to
-            ``'softmax'``.
+            the mixture, the softmax targets are used. Cost: one
+            ``(B, 2D+1) x (2D+1, K)`` matmul per global view, ``O(B K D)``,
+            about twice the teacher's logits. Defaults to ``'softmax'``.
         target_beta (float): Inverse temperature in (0, 1] of the
             ``'responsibilities'`` targets, ``softmax_k(target_beta *
             log p_nk)`` (ours; 1: the posterior itself, < 1 softer; the EM
