@@ -8,6 +8,8 @@ by ``gmproto_mm``, it also checks that an mmcv flavour is installed
 """
 import importlib.util
 import os.path as osp
+import pickle
+import zipfile
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -59,7 +61,18 @@ def _load_local_checkpoint(filename: str, map_location=None) -> dict:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, ValueError,
+            zipfile.BadZipFile) as err:
+        # torch names neither the file nor the likely cause
+        raise ValueError(
+            f'checkpoint {filename!r} cannot be read: it is truncated or '
+            f'corrupt (an interrupted save or copy?), {osp.getsize(filename)}'
+            f' bytes ({type(err).__name__}: {err}). Use another checkpoint '
+            '(e.g. the previous epoch_*.pth; for --resume, point the work '
+            "dir's last_checkpoint file at it)") from err
 
 
 def flush_cpu_denormals() -> None:

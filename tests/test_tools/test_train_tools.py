@@ -138,6 +138,34 @@ def test_a_checkpoint_of_the_earlier_em_core_resumes_and_trains_on(
                                torch.ones(64))
 
 
+@pytest.mark.parametrize('cut', [0.5, 0.0])
+def test_a_corrupt_checkpoint_names_the_file_and_cause(tmp_path, fmnist_root,
+                                                       cut):
+    """tools/test.py and --resume on a truncated (or emptied) checkpoint:
+    an error naming the file and what to do, not a bare unpickling error."""
+    data = open(LEGACY, 'rb').read()
+    work = tmp_path / 'work'
+    work.mkdir()
+    bad = work / 'epoch_1.pth'
+    bad.write_bytes(data[:int(len(data) * cut)])
+    (work / 'last_checkpoint').write_text(str(bad))
+    options = LEGACY_OPTIONS + [
+        f'train_dataloader.dataset.data_root={fmnist_root}',
+        'train_cfg.max_epochs=2']
+    runs = [
+        [sys.executable, 'tools/test.py', 'configs/gm_dino_vitt_fmnist.py',
+         str(bad), '--cfg-options'] + options,
+        [sys.executable, 'tools/train.py', 'configs/gm_dino_vitt_fmnist.py',
+         '--work-dir', str(work), '--resume', '--cfg-options'] + options]
+    for args in runs:
+        out = run_tool(args, check=False)
+        assert out.returncode != 0
+        assert f"checkpoint '{bad}' cannot be read" in out.stderr, \
+            out.stderr[-2000:]
+        assert 'truncated or corrupt' in out.stderr
+        assert 'Use another checkpoint' in out.stderr
+
+
 def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):
     work = str(tmp_path / 'dist')
     out = run_tool(['bash', 'tools/dist_train.sh', 'configs/dino_vitt_fmnist.py',
