@@ -16,10 +16,12 @@ from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.utils import mkdir_or_exist
+from mmpretrain.utils import get_ori_model
 
 import gmproto_mm  # noqa: F401  (registers components, applies compat)
 from gmproto_mm.compat import flush_cpu_denormals
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
+from gmproto_mm.engine.hooks import find_em_banks
 from gmproto_mm.evaluation import DumpPredictions, KNNAccuracy
 
 flush_cpu_denormals()  # before torch starts its CPU threads
@@ -120,6 +122,16 @@ def main(argv=None) -> None:
     if args.out is not None and args.out_item in (None, 'pred'):
         add_prediction_dump(runner, args.out)
     metrics = runner.test()
+    unfitted = [name for name, bank in find_em_banks(
+        get_ori_model(runner.model)) if not bool(bank.gmm.initialized)]
+    if unfitted:
+        # its means are the uniform placeholders: 100 % unique, not fitted
+        metrics['prototypes/mixture_initialized'] = 0.0
+        runner.logger.warning(
+            f'the Gaussian mixture of {", ".join(unfitted)} was never '
+            'initialised in training (fewer rows arrived than init_samples):'
+            ' its prototypes are the placeholder uniform means, so the '
+            'diversity above says nothing about collapse')
     if args.out is not None and args.out_item == 'metrics' and \
             is_main_process():
         mkdir_or_exist(osp.dirname(osp.abspath(args.out)))

@@ -1,5 +1,6 @@
 """tools/train.py, --resume, tools/dist_train.sh (2 CPU processes), the
 frozen first epoch, the ViT-B recipe and data-set errors."""
+import json
 import os.path as osp
 import shutil
 import sys
@@ -10,8 +11,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from gmproto_mm.datasets import LocalFashionMNIST
-from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, free_port, run_tool,
-                            small_cfg)
+from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, SMALL_TEST_OPTIONS,
+                            free_port, run_tool, small_cfg)
 
 
 # the config's posterior targets, and the softmax targets, whose DINO center
@@ -164,6 +165,30 @@ def test_a_corrupt_checkpoint_names_the_file_and_cause(tmp_path, fmnist_root,
             out.stderr[-2000:]
         assert 'truncated or corrupt' in out.stderr
         assert 'Use another checkpoint' in out.stderr
+
+
+def test_a_pool_that_cannot_fill_is_reported_in_training_and_test(
+        tmp_path, fmnist_root):
+    """K = 256 pooled rows before EM starts, but only 4 updates of 16 rows
+    come: training warns at its first update, naming init_samples, and
+    tools/test.py says the mixture was never initialised."""
+    work = tmp_path / 'pool'
+    options = SMALL_OPTIONS + ['model.head.gmm.init=sample',
+                               'train_cfg.max_epochs=1']
+    out = run_tool([sys.executable, 'tools/train.py',
+                    'configs/gm_dino_vitt_fmnist.py', '--work-dir', str(work),
+                    '--cfg-options'] + options)
+    log = out.stdout + out.stderr
+    assert 'init_samples = 256 rows must be pooled' in log
+    assert 'only 64 arrive before training ends' in log
+    metrics = tmp_path / 'metrics.json'
+    out = run_tool([sys.executable, 'tools/test.py',
+                    'configs/gm_dino_vitt_fmnist.py', str(work / 'epoch_1.pth'),
+                    '--out', str(metrics), '--out-item', 'metrics',
+                    '--cfg-options'] + SMALL_TEST_OPTIONS)
+    assert 'was never initialised in training' in out.stdout + out.stderr
+    with open(metrics) as f:
+        assert json.load(f)['prototypes/mixture_initialized'] == 0.0
 
 
 def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):

@@ -65,6 +65,7 @@ class OnlineEMHook(Hook):
         self.log_prefix = log_prefix
         self._banks: List[Tuple[str, nn.Module]] = []
         self._num_updates = 0
+        self._pool_checked: set = set()
 
     def before_train(self, runner) -> None:
         # every bank it finds refuses embeddings until now (no hook, no run)
@@ -93,6 +94,8 @@ class OnlineEMHook(Hook):
             embeds = all_gather_rows(embeds)
             if embeds.shape[0] == 0:
                 continue  # identical decision on every rank
+            self._warn_if_pool_cannot_fill(runner, name, bank.gmm,
+                                           embeds.shape[0])
             stats = bank.gmm.update(embeds)
             self._log(runner, name, stats)
         if due:
@@ -100,6 +103,28 @@ class OnlineEMHook(Hook):
             if self.sync_check_interval and \
                     self._num_updates % self.sync_check_interval == 0:
                 self.check_sync(runner)
+
+    def _warn_if_pool_cannot_fill(self, runner, name: str, gmm,
+                                  rows: int) -> None:
+        """Once per bank, at its first update: warn when the rows still to
+        come cannot fill the initialisation pool (``init_samples``, by
+        default K) before training ends -- the run would train against the
+        placeholder means and never fit them."""
+        if name in self._pool_checked or bool(gmm.initialized) or \
+                getattr(gmm, 'init', 'uniform') == 'uniform':
+            return
+        self._pool_checked.add(name)
+        updates_left = -(-(runner.max_iters - runner.iter) // self.interval)
+        reachable = gmm.pooled_rows + rows * updates_left
+        if reachable < gmm.init_samples:
+            runner.logger.warning(
+                f'prototype bank {name!r}: init_samples = '
+                f'{gmm.init_samples} rows must be pooled before EM starts, '
+                f'but at {rows} rows per update only {reachable} arrive '
+                'before training ends: the mixture would never be fitted. '
+                'Lower init_samples (e.g. model.head.gmm.init_samples='
+                f'{max(1, rows)}), use init=\'uniform\', lower K or train '
+                'longer')
 
     def _log(self, runner, bank_name: str, stats: Dict[str, float]) -> None:
         prefix = self.log_prefix if len(self._banks) == 1 else \

@@ -302,6 +302,11 @@ class OnlineGaussianMixture(nn.Module):
         return self._beta_at(int(self.num_updates))
 
     @property
+    def pooled_rows(self) -> int:
+        """Rows waiting in the pool for the data initialisation."""
+        return sum(rows.shape[0] for rows in self._init_pool)
+
+    @property
     def merge_gap(self) -> float:
         """``1 - cos`` below which two unit vectors are within
         ``merge_within`` (``||a - b||^2 = 2 (1 - cos)``); 1e-6 when off."""
@@ -364,7 +369,7 @@ class OnlineGaussianMixture(nn.Module):
         if not bool(self.initialized):
             if self.init != 'uniform':
                 self._init_pool.append(x)
-                pooled = sum(rows.shape[0] for rows in self._init_pool)
+                pooled = self.pooled_rows
                 if pooled < self.init_samples:
                     return dict(beta=self._beta_at(0),
                                 init_pooled=float(pooled))
