@@ -70,7 +70,7 @@ def test_train_resume_then_test_on_tiny_carp(config, tmp_path, fmnist_root):
     test_options = SMALL_TEST_OPTIONS + ['test_dataloader.batch_size=32']
     run_tool([sys.executable, 'tools/test.py', f'configs/{config}', ckpt,
               '--work-dir', str(tmp_path), '--out', metrics_file,
-              '--cfg-options'] + test_options)
+              '--out-item', 'metrics', '--cfg-options'] + test_options)
     with open(metrics_file) as f:
         metrics = json.load(f)
     assert metrics['prototypes/num_prototypes'] == 1024
