@@ -63,21 +63,26 @@ def planted_pair(merge_within: float = 0.1) -> OnlineGaussianMixture:
 PAIR_01 = torch.tensor([[0, 1]])
 
 
+def fit_of(gmm: OnlineGaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    """Each row's ``max_k log p_nk``, as the E-step hands it on."""
+    return gmm.log_prob(x).amax(dim=1)
+
+
 def test_merge_adds_the_lighter_statistics_and_restarts_it_far() -> None:
     gmm = planted_pair()
     before = snapshot(gmm)
     x = unit_rows(64, 16, seed=4)
     gen = torch.Generator().manual_seed(0)
-    assert maintenance.merge_close(gmm, x, gen, PAIR_01) == 1
+    assert maintenance.merge_close(gmm, x, gen, fit_of(gmm, x), PAIR_01) == 1
     # the heavier component 0 holds both masses (moment matching) ...
     for name in ('acc_count', 'acc_sum', 'acc_sq_sum'):
         torch.testing.assert_close(gmm.state_dict()[name][0],
                                    before[name][0] + before[name][1])
     merged = before['acc_sum'][:2].sum(0)
     torch.testing.assert_close(gmm.mu[0], merged / merged.norm())
-    # ... and component 1 restarted with the prior on a batch row that is
-    # farther than 0.1 from every other mean
-    assert float(gmm.acc_count[1]) == gmm.prior_count
+    # ... and component 1 restarted with the prior plus its row on a batch
+    # row that is farther than 0.1 from every other mean
+    assert float(gmm.acc_count[1]) == gmm.prior_count + 1
     assert float((x @ gmm.mu[1]).max()) > 1 - 1e-6
     assert min_distance(gmm.mu) >= 0.1
     torch.testing.assert_close(gmm.pi, gmm.acc_count / gmm.acc_count.sum())
@@ -89,7 +94,7 @@ def test_merge_without_room_on_the_batch_uses_a_random_direction() -> None:
     gmm = planted_pair()
     x = gmm.mu[0].expand(16, 16).clone()  # every row on mean 0
     gen = torch.Generator().manual_seed(0)
-    assert maintenance.merge_close(gmm, x, gen, PAIR_01) == 1
+    assert maintenance.merge_close(gmm, x, gen, fit_of(gmm, x), PAIR_01) == 1
     assert float(gmm.mu[1] @ gmm.mu[0]) < 0.9
     assert min_distance(gmm.mu) >= 0.1
 
@@ -205,7 +210,7 @@ def test_merge_keeps_means_apart() -> None:
 
 def test_merge_is_deterministic_and_resumes_exactly() -> None:
     kwargs = dict(init='sample', init_samples=1, seed=3, beta_iters=4,
-                  merge_within=0.2, reseed_rate=2 / 48)
+                  merge_within=0.2, reseed_rate=8 / 48, stale_decay=0.5)
     gen = torch.Generator().manual_seed(0)
     centres = unit_rows(3, 8, seed=5)
     batches = [clustered(centres, 48, 0.05, gen) for _ in range(6)]

@@ -129,8 +129,9 @@ def test_reseed_picks_rows_where_the_data_is_not_covered() -> None:
         gmm.acc_count.fill_(gmm.prior_count)  # all idle but component 0
         gmm.acc_count[0] += 10.0
         before = gmm.mu.clone()
-        moved = maintenance.reseed_idle(gmm, x,
-                                        torch.Generator().manual_seed(seed))
+        moved = maintenance.reseed_idle(
+            gmm, x, torch.Generator().manual_seed(seed),
+            gmm.log_prob(x).amax(dim=1)).numel()
         assert 1 <= moved <= 3
         starts = gmm.mu[(gmm.mu - before).norm(dim=1) > 0]
         clusters = (starts @ eye[:4].T).argmax(dim=1).tolist()
@@ -152,7 +153,8 @@ def test_a_restart_takes_the_variance_of_the_components_in_use() -> None:
     gmm._restart(torch.tensor([1]), torch.eye(4)[:1], x)
     expected = (2.0 * 1e-3 + 4.0 * 4e-3) / 6.0  # masses 2 and 4
     torch.testing.assert_close(gmm.var[1], torch.full((4, ), expected))
-    assert float(gmm.acc_count[1]) == gmm.prior_count
+    # the prior plus its row, as one observation: not idle at once
+    assert float(gmm.acc_count[1]) == gmm.prior_count + 1
     gmm.acc_count.fill_(gmm.prior_count)  # nothing holds data
     gmm._restart(torch.tensor([3]), torch.eye(4)[1:2], x)
     torch.testing.assert_close(gmm.var[3], x.var(dim=0, correction=0))

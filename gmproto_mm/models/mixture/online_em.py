@@ -159,12 +159,13 @@ class OnlineGaussianMixture(nn.Module):
             Defaults to 1.0.
         seed (int): Seed of the initialisation and of the options' draws.
             Defaults to 0.
-        reseed_rate (float): Ours, off by default (0): before each EM step
+        reseed_rate (float): Ours, off by default (0): after each M-step
             from update ``reseed_start`` on, up to ``ceil(reseed_rate * N)``
             idle components -- those that received under half a row of
-            responsibility since their (re)start -- move onto batch rows far
-            from every mean (:func:`.maintenance.reseed_idle`), so that all
-            of K are visited within ``~K / reseed_rate`` rows at any scale.
+            responsibility since their (re)start -- move onto the batch rows
+            the mixture explains worst, far from every mean in use
+            (:func:`.maintenance.reseed_idle`), so that all of K are
+            visited within ``~K / reseed_rate`` rows at any scale.
             ``O(N K D * 4 reseed_rate)``. In [0, 1]. Defaults to 0.
         reseed_start (int): First update that may re-seed (>= 0). Defaults
             to 0.
@@ -337,9 +338,9 @@ class OnlineGaussianMixture(nn.Module):
 
         Rows of ``x`` are L2-normalised here (they are expected to be close
         to unit norm already: the teacher's normalised embeddings). The step
-        always runs in fp32 with autocast disabled. Order: re-seeding (if
-        on), E-step and statistics over row chunks, forgetting (and stale
-        decay), M-step, merging (if on).
+        always runs in fp32 with autocast disabled. Order:
+        E-step and statistics over row chunks, forgetting (and stale
+        decay), M-step, then the options: re-seeding, merging.
 
         While rows are pooled for the initialisation (see ``init_samples``)
         no EM step runs and only ``beta`` and ``init_pooled`` are returned.
@@ -374,14 +375,14 @@ class OnlineGaussianMixture(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False), \
                 _IeeeFp32Matmul(x.device):
             gen = self._generator(x.device)
-            reseeded = maintenance.reseed_idle(self, x, gen) \
-                if gen is not None else 0
             beta = self._beta_at(int(self.num_updates))
-            stats, top2, summary = self._e_step(x, beta,
-                                                pairs=bool(self.merge_within))
+            stats, top2, fit, summary = self._e_step(
+                x, beta, pairs=bool(self.merge_within))
             self._accumulate(stats, rows=x.shape[0])
             self._m_step()
-            merged = maintenance.merge_close(self, x, gen, top2) \
+            moved = maintenance.reseed_idle(self, x, gen, fit) \
+                if gen is not None else fit.new_zeros(0, dtype=torch.long)
+            merged = maintenance.merge_close(self, x, gen, fit, top2, moved) \
                 if self.merge_within else 0
             self.num_updates += 1
             entropy = torch.special.entr(self.pi).sum()
@@ -390,7 +391,7 @@ class OnlineGaussianMixture(nn.Module):
                                   pi_max]).tolist()
         out = dict(beta=beta)
         if self.reseed_rate:
-            out['reseeded'] = float(reseeded)
+            out['reseeded'] = float(moved.numel())
         if self.merge_within:
             out['merged'] = float(merged)
         out.update(resp_max_mean=values[0],
@@ -534,14 +535,17 @@ class OnlineGaussianMixture(nn.Module):
 
     def _restart(self, which: Tensor, mu: Tensor, x: Tensor) -> None:
         """Components ``which`` start afresh at unit-norm means ``mu``
-        ``(len(which), D)`` with the prior statistics and the variance of a
-        typical component in use: the mean of the variances weighted by the
-        data mass each component holds (its count above the prior); the
-        batch variance while no component holds data. (With the batch
-        variance, a restarted component loses even its own rows to a
-        narrower component far away: in D dimensions the log-determinant
-        outweighs the distance.) The weights are renormalised by the next
-        M-step. ``O(K D)``."""
+        ``(len(which), D)`` (batch rows), with the variance of a typical
+        component in use -- the mean of the variances weighted by the data
+        mass each component holds (its count above the prior); the batch
+        variance while none holds data -- and the prior statistics plus the
+        row they start on as one observation (count ``prior_count + 1``),
+        so that a restarted component is not idle until it has gone
+        unused for a while (``stale_decay``). (With the batch variance, a
+        restarted component loses even its own rows to a narrower
+        component far away: in D dimensions the log-determinant outweighs
+        the distance.) Weights: :meth:`_renormalise_weights`. ``O(K D)``.
+        """
         if which.numel() == 0:
             return
         mass = (self.acc_count - self.prior_count).clamp_min_(0.0)
@@ -552,12 +556,12 @@ class OnlineGaussianMixture(nn.Module):
             var = x.var(dim=0, correction=0).clamp_min_(self.min_var)
         else:
             var = self.var[which].mean(dim=0)
+        count = self.prior_count + 1.0
         self.mu[which] = mu
         self.var[which] = var.expand(which.numel(), self.dim)
-        self.acc_count[which] = self.prior_count
-        self.acc_sum[which] = mu * self.prior_count
-        self.acc_sq_sum[which] = (self.var[which] + mu * mu) * \
-            self.prior_count
+        self.acc_count[which] = count
+        self.acc_sum[which] = mu * count
+        self.acc_sq_sum[which] = (self.var[which] + mu * mu) * count
 
     def _e_step_weights(self) -> Tensor:
         """``[-1 / (2 var), mu / var, c]`` of shape ``(K, 2D+1)``.
@@ -586,7 +590,8 @@ class OnlineGaussianMixture(nn.Module):
         return -0.5 * self.dim * math.log(2 * math.pi)
 
     def _e_step(self, x: Tensor, beta: float, pairs: bool
-                ) -> Tuple[Tensor, Optional[Tensor], Tuple[Tensor, Tensor]]:
+                ) -> Tuple[Tensor, Optional[Tensor], Tensor,
+                           Tuple[Tensor, Tensor]]:
         """Annealed E-step and batch statistics, chunk by chunk.
 
         Per chunk of rows: ``beta * log p`` in one matmul, shifted by its
@@ -601,7 +606,10 @@ class OnlineGaussianMixture(nn.Module):
 
         Returns:
             Tuple: ``stats`` ``(K, 2D+1)`` = ``[Q, S, N]``; ``top2``
-            ``(N, 2)`` component indices or None; and two scalars: the mean
+            ``(N, 2)`` component indices or None; ``fit`` ``(N,)``, each
+            row's ``max_k log p_nk`` up to a constant (how well the mixture
+            explains it: re-seeding starts where it is lowest); and two
+            scalars: the mean
             over rows of ``max_k r_nk`` and the mean ``log sum_k p_nk`` at
             beta = 1 (while beta < 1 over the first ``_LOG_LIK_ROWS`` rows
             only: it costs an extra exp pass, a logging metric need not pay
@@ -612,7 +620,8 @@ class OnlineGaussianMixture(nn.Module):
         stats = self._scratch('_stats', K, 2 * D + 1).zero_()
         chunk = self._chunk_rows()
         pairs = pairs and K >= 2
-        top2, resp_max, log_lik = [], x.new_zeros(()), x.new_zeros(())
+        top2, fit = [], []
+        resp_max, log_lik = x.new_zeros(()), x.new_zeros(())
         for start in range(0, n, chunk):
             feats = _features(x[start:start + chunk])
             rows = feats.shape[0]
@@ -627,6 +636,7 @@ class OnlineGaussianMixture(nn.Module):
             else:
                 row_max = resp.amax(dim=1, keepdim=True)
             resp.sub_(row_max)
+            fit.append(row_max.squeeze(1) / beta)
             if beta != 1.0 and start == 0:  # before exp_(): log p - max
                 head = min(rows, _LOG_LIK_ROWS)
                 # clamped: exp(-87) is still a normal fp32 number
@@ -642,7 +652,8 @@ class OnlineGaussianMixture(nn.Module):
             # fold the softmax normalisation 1 / row_sum into the features
             stats.addmm_(resp.T, feats.div_(row_sum))
         summary = (resp_max, log_lik + self._log_2pi_term())
-        return stats, (torch.cat(top2) if pairs else None), summary
+        return (stats, (torch.cat(top2) if pairs else None), torch.cat(fit),
+                summary)
 
     def _accumulate(self, stats: Tensor, rows: int) -> None:
         """Forgetting ``acc <- rho * acc + batch`` with ``rho = (1-eta)^N``.
