@@ -100,27 +100,26 @@ def idle_components(gmm) -> Tensor:
         gmm.acc_count < gmm.prior_count + IDLE_MASS).squeeze(1)
 
 
-def reseed_idle(gmm, x: Tensor, gen: torch.Generator,
-                fit: Tensor) -> Tensor:
+def reseed_idle(gmm, x: Tensor, gen: torch.Generator, fit) -> Tensor:
     """Move idle components onto the batch rows the mixture explains worst.
 
     From update ``reseed_start`` on, up to ``ceil(reseed_rate * N)`` idle
     components, drawn at random, restart (``OnlineGaussianMixture._restart``:
     the typical variance of the components in use, the prior statistics and
-    their row as one observation) on rows picked by :func:`pick_far_rows`,
-    plus ``init_noise``. Components that once received data keep their
+    the rows of this batch they would take) on rows picked by
+    :func:`pick_far_rows`, plus ``init_noise``. Components that once received data keep their
     statistics (tail modes) until they are idle again.
 
     Args:
         gmm (OnlineGaussianMixture): The mixture (changed in place).
         x (Tensor): Unit-norm batch ``(N, D)``.
         gen (torch.Generator): This update's generator, on ``x``'s device.
-        fit (Tensor): ``(N,)`` each row's ``max_k log p_nk`` (E-step).
+        fit (_RowFit): The E-step's per-row maximum and normaliser.
 
     Returns:
         Tensor: Indices of the components moved ``(R,)``.
     """
-    none = fit.new_zeros(0, dtype=torch.long)
+    none = x.new_zeros(0, dtype=torch.long)
     if not gmm.reseed_rate or int(gmm.num_updates) < gmm.reseed_start:
         return none
     idle = idle_components(gmm)
@@ -136,13 +135,12 @@ def reseed_idle(gmm, x: Tensor, gen: torch.Generator,
     if gmm.init_noise > 0:
         mu = mu + torch.randn(mu.shape, generator=gen, device=x.device) * (
             gmm.init_noise / math.sqrt(gmm.dim))
-    gmm._restart(which, normalise_or_random(mu, gen), x)
-    gmm._renormalise_weights()
+    gmm._restart(which, normalise_or_random(mu, gen), x, fit)
     return which
 
 
 def pick_far_rows(x: Tensor, count: int, gmm, gen: torch.Generator,
-                  fit: Tensor, exclude: Optional[Tensor] = None) -> Tensor:
+                  fit, exclude: Optional[Tensor] = None) -> Tensor:
     """Up to ``count`` rows of ``x`` for restarted components.
 
     Candidates are the ``C = min(N, 4 count)`` rows the mixture explains
@@ -160,7 +158,7 @@ def pick_far_rows(x: Tensor, count: int, gmm, gen: torch.Generator,
         count (int): Rows wanted.
         gmm (OnlineGaussianMixture): The mixture (read only).
         gen (torch.Generator): Generator on ``x``'s device.
-        fit (Tensor): ``(N,)`` each row's ``max_k log p_nk``.
+        fit (_RowFit): The E-step's per-row maximum and normaliser.
         exclude (Tensor, optional): Component indices ``(E,)`` that do not
             count as covering.
 
@@ -169,7 +167,7 @@ def pick_far_rows(x: Tensor, count: int, gmm, gen: torch.Generator,
         candidates are far enough.
     """
     n, min_gap = x.shape[0], gmm.merge_gap
-    cand = torch.topk(fit, min(n, CANDIDATES_PER_PICK * count),
+    cand = torch.topk(fit.fit, min(n, CANDIDATES_PER_PICK * count),
                       largest=False, sorted=True).indices
     nearest = max_cosine(x[cand], gmm.mu, exclude)
     weight = torch.nn.functional.threshold(1.0 - nearest.double(), min_gap,
@@ -199,7 +197,7 @@ def max_cosine(rows: Tensor, means: Tensor,
     return torch.cat(out) if out else rows.new_zeros(0)
 
 
-def merge_close(gmm, x: Tensor, gen: torch.Generator, fit: Tensor,
+def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
                 top2: Optional[Tensor],
                 moved: Optional[Tensor] = None) -> int:
     """Merge means closer than ``merge_within``; restart the freed ones.
@@ -220,7 +218,7 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit: Tensor,
         gmm (OnlineGaussianMixture): The mixture (changed in place).
         x (Tensor): Unit-norm batch ``(N, D)``.
         gen (torch.Generator): This update's generator, on ``x``'s device.
-        fit (Tensor): ``(N,)`` each row's ``max_k log p_nk`` (E-step).
+        fit (_RowFit): The E-step's per-row maximum and normaliser.
         top2 (Tensor, optional): ``(N, 2)`` component indices per row.
         moved (Tensor, optional): Components re-seeded in this update.
 
@@ -250,8 +248,7 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit: Tensor,
             torch.randn(drop.numel() - rows.numel(), gmm.dim, generator=gen,
                         device=x.device)
         ])
-        gmm._restart(drop, normalise_or_random(restart, gen), x)
-        gmm._renormalise_weights()
+        gmm._restart(drop, normalise_or_random(restart, gen), x, fit)
         total += drop.numel()
         candidates = [pairs_near(mu, torch.cat([keep, drop]), gmm.merge_gap)]
     return total
