@@ -8,7 +8,8 @@ from gmproto_mm.models.mixture import maintenance
 from gmproto_mm.models.mixture.online_em import (OnlineGaussianMixture,
                                                  build_mixture)
 
-from .test_online_em import (clustered, far_component_setup, unit_rows,
+from .test_online_em import (clustered, far_component_setup, row_fit_of,
+                             unit_rows,
                              updates_of_twin_and_resumed)
 
 
@@ -129,8 +130,9 @@ def test_reseed_picks_rows_where_the_data_is_not_covered() -> None:
         gmm.acc_count.fill_(gmm.prior_count)  # all idle but component 0
         gmm.acc_count[0] += 10.0
         before = gmm.mu.clone()
-        moved = maintenance.reseed_idle(gmm, x,
-                                        torch.Generator().manual_seed(seed))
+        moved = maintenance.reseed_idle(
+            gmm, x, torch.Generator().manual_seed(seed),
+            row_fit_of(gmm, x)).numel()
         assert 1 <= moved <= 3
         starts = gmm.mu[(gmm.mu - before).norm(dim=1) > 0]
         clusters = (starts @ eye[:4].T).argmax(dim=1).tolist()
@@ -142,17 +144,62 @@ def test_a_restart_takes_the_variance_of_the_components_in_use() -> None:
     """Restarted components start with the data-weighted mean variance of
     the components that hold data (not the spread of the whole batch,
     which would lose them their own rows in high dimension); before any
-    component holds data, with the batch variance."""
-    x = unit_rows(16, 4, seed=0)
+    component holds data, with the batch variance. (Restarted far from
+    the batch here: they take no rows, so the rule shows unchanged.)"""
+    x = -unit_rows(16, 4, seed=0).abs()  # all in the negative orthant
     gmm = OnlineGaussianMixture(4, 4, init='uniform', min_var=1e-6)
     gmm.update(x)  # initialise
     gmm.acc_count.copy_(torch.tensor([3.0, 1.0, 5.0, 1.0]))  # prior 1
     gmm.var.copy_(torch.tensor([[1e-3] * 4, [9.0] * 4, [4e-3] * 4,
                                 [9.0] * 4]))
-    gmm._restart(torch.tensor([1]), torch.eye(4)[:1], x)
+    fit = row_fit_of(gmm, x)
+    gmm._restart(torch.tensor([1]), torch.eye(4)[:1], x, fit)
     expected = (2.0 * 1e-3 + 4.0 * 4e-3) / 6.0  # masses 2 and 4
     torch.testing.assert_close(gmm.var[1], torch.full((4, ), expected))
     assert float(gmm.acc_count[1]) == gmm.prior_count
     gmm.acc_count.fill_(gmm.prior_count)  # nothing holds data
-    gmm._restart(torch.tensor([3]), torch.eye(4)[1:2], x)
+    gmm._restart(torch.tensor([3]), torch.full((1, 4), 0.5), x, fit)
     torch.testing.assert_close(gmm.var[3], x.var(dim=0, correction=0))
+
+
+def test_a_restart_on_data_takes_its_rows_at_once() -> None:
+    """A component restarted on a batch row takes the responsibility the
+    E-step would have given it -- its own row and close neighbours -- so it
+    is active at once; its statistics equal a plain computation of
+    r_nj = e_nj / (Z_n + e_nj) from the E-step's row maxima and
+    normalisers."""
+    gen = torch.Generator().manual_seed(0)
+    eye = torch.eye(6)
+    x = torch.cat([clustered(eye[:1], 24, 0.02, gen),
+                   clustered(eye[1:2], 8, 0.02, gen)])
+    gmm = OnlineGaussianMixture(5, 6, init='uniform', beta_iters=0)
+    gmm.update(x)
+    gmm.mu[0] = eye[0]
+    gmm.var.fill_(1e-3)
+    gmm.acc_count.fill_(gmm.prior_count)
+    gmm.acc_count[0] = 30.0
+    gmm._renormalise_weights()
+    fit = row_fit_of(gmm, x)
+    before = {k: getattr(gmm, k).clone()
+              for k in ('acc_count', 'acc_sum', 'acc_sq_sum')}
+    start = x[24].clone()  # a row of the uncovered cluster
+    gmm._restart(torch.tensor([3]), start[None], x, fit)
+    assert float(gmm.acc_count[3]) > gmm.prior_count + 0.5  # not idle
+    # the reference: the restarted component's log density, the row
+    # maxima and normalisers of the E-step, no other component revisited
+    var = gmm.var[3].double()
+    pi = torch.tensor(gmm.prior_count) / (before['acc_count'].sum() -
+                                          before['acc_count'][3] +
+                                          gmm.prior_count)
+    log_p = (pi.log() - 0.5 * (var.log().sum() + (
+        (x.double() - start.double())**2 / var).sum(dim=1)))
+    e = (log_p - fit.row_max.double()).exp()
+    r = e / (fit.row_sum.double() + e)
+    torch.testing.assert_close(
+        gmm.acc_count[3].double(), gmm.prior_count + r.sum(), rtol=1e-5,
+        atol=1e-5)
+    # the other components keep their statistics
+    for key, value in before.items():
+        keep = torch.ones(5, dtype=torch.bool)
+        keep[3] = False
+        assert torch.equal(getattr(gmm, key)[keep], value[keep]), key

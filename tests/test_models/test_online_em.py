@@ -27,6 +27,18 @@ def clustered(centres: torch.Tensor, n: int, noise: float,
     return F.normalize(x, dim=1)
 
 
+def row_fit_of(gmm: OnlineGaussianMixture, x: torch.Tensor,
+               beta: float = 1.0):
+    """What the E-step hands the options for batch ``x``: each row's
+    maximum of ``beta log p_nk`` (without the 2 pi constant, as the E-step)
+    and its softmax normaliser."""
+    from gmproto_mm.models.mixture.online_em import _RowFit
+    log_p = beta * (gmm.log_prob(x) - gmm._log_2pi_term())
+    row_max = log_p.amax(dim=1)
+    return _RowFit(row_max, (log_p - row_max[:, None]).exp().sum(dim=1),
+                   beta)
+
+
 def snapshot(gmm: OnlineGaussianMixture) -> Dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in gmm.state_dict().items()}
 

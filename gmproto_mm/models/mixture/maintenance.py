@@ -5,11 +5,12 @@ calls these pieces at fixed points of an update; each is off by default and
 each is a rate relative to the rows seen or to ``K``, so the same value
 serves ``K = 256`` and ``K = 65,536``:
 
-* :func:`reseed_idle` (``reseed_rate``), before the E-step: idle components
-  (no data since their (re)start) move onto batch rows far from every mean,
-  at most ``ceil(reseed_rate * N)`` per update of ``N`` rows -- as
-  scikit-learn's ``MiniBatchKMeans`` reassigns empty centres at a rate
-  proportional to the samples seen, not a fixed count per step.
+* :func:`reseed_idle` (``reseed_rate``), after the M-step: idle components
+  (no data since their (re)start) move onto the batch rows the mixture
+  explains worst, far from every mean in use, at most
+  ``ceil(reseed_rate * N)`` per update of ``N`` rows -- as scikit-learn's
+  ``MiniBatchKMeans`` reassigns empty centres at a rate proportional to the
+  samples seen, not a fixed count per step.
 * :func:`stale_decay_factor` (``stale_decay``), in the forgetting step:
   components that stopped receiving data fade back to the prior count, so
   that they become idle and get re-seeded.
@@ -28,8 +29,8 @@ tensor); the E-step itself is ``O(N K D)``:
 * merging: ``O(N)`` candidate pairs from the E-step's two most likely
   components per row (``O(N K)``, a top-2 over the rows it already
   computes), a sweep of ``ceil(N / 16)`` means against all ``K`` per update
-  (``O(N K D / 16)``), and ``O(M K D)`` to re-check the ``M`` means a merge
-  moved (``M <= N``).
+  (``O(N K D / 16)``), and ``O(M K D)`` to re-check the ``M`` means a
+  re-seed or merge moved (``M <= N``).
 
 "No two means within ``merge_within``" holds after every update for the
 pairs the update looks at: any pair that is some batch row's two most likely
@@ -99,61 +100,65 @@ def idle_components(gmm) -> Tensor:
         gmm.acc_count < gmm.prior_count + IDLE_MASS).squeeze(1)
 
 
-def reseed_idle(gmm, x: Tensor, gen: torch.Generator) -> int:
-    """Move idle components onto batch rows far from every mean.
+def reseed_idle(gmm, x: Tensor, gen: torch.Generator, fit) -> Tensor:
+    """Move idle components onto the batch rows the mixture explains worst.
 
     From update ``reseed_start`` on, up to ``ceil(reseed_rate * N)`` idle
-    components, drawn at random, restart (prior statistics, the batch
-    variance) on rows picked by :func:`pick_far_rows` plus ``init_noise``.
-    Components that once received data keep their statistics (tail modes).
+    components, drawn at random, restart (``OnlineGaussianMixture._restart``:
+    the typical variance of the components in use, the prior statistics and
+    the rows of this batch they would take) on rows picked by
+    :func:`pick_far_rows`, plus ``init_noise``. Components that once received data keep their
+    statistics (tail modes) until they are idle again.
 
     Args:
         gmm (OnlineGaussianMixture): The mixture (changed in place).
         x (Tensor): Unit-norm batch ``(N, D)``.
         gen (torch.Generator): This update's generator, on ``x``'s device.
+        fit (_RowFit): The E-step's per-row maximum and normaliser.
 
     Returns:
-        int: How many components moved.
+        Tensor: Indices of the components moved ``(R,)``.
     """
+    none = x.new_zeros(0, dtype=torch.long)
     if not gmm.reseed_rate or int(gmm.num_updates) < gmm.reseed_start:
-        return 0
+        return none
     idle = idle_components(gmm)
     count = min(reseed_count(gmm.reseed_rate, x.shape[0]), idle.numel())
     if count == 0:
-        return 0
+        return none
     order = torch.randperm(idle.numel(), generator=gen, device=x.device)
-    which = idle[order[:count]]
-    rows = pick_far_rows(x, count, gmm.mu, gen, gmm.merge_gap, which)
+    rows = pick_far_rows(x, count, gmm, gen, fit, exclude=idle)
     if rows.numel() == 0:
-        return 0
-    which = which[:rows.numel()]
+        return none
+    which = idle[order[:rows.numel()]]
     mu = x[rows]
     if gmm.init_noise > 0:
         mu = mu + torch.randn(mu.shape, generator=gen, device=x.device) * (
             gmm.init_noise / math.sqrt(gmm.dim))
-    gmm._restart(which, normalise_or_random(mu, gen), x)
-    return int(which.numel())
+    gmm._restart(which, normalise_or_random(mu, gen), x, fit)
+    return which
 
 
-def pick_far_rows(x: Tensor, count: int, means: Tensor,
-                  gen: torch.Generator, min_gap: float,
-                  exclude: Optional[Tensor] = None) -> Tensor:
+def pick_far_rows(x: Tensor, count: int, gmm, gen: torch.Generator,
+                  fit, exclude: Optional[Tensor] = None) -> Tensor:
     """Up to ``count`` rows of ``x`` for restarted components.
 
-    k-means++-like draws on ``C = min(N, 4 count)`` candidate rows taken at
-    random: ``count`` candidates are drawn without replacement with
-    probability proportional to ``1 - max cos`` to the means (but those in
-    ``exclude``, the components being restarted), so restarts go where the
-    batch is least covered; candidates with ``1 - cos <= min_gap`` to a mean
-    are never drawn, and a draw that close to an earlier draw is dropped.
-    ``O(C K D + count^2 D)``, with a fixed number of host synchronisations.
+    Candidates are the ``C = min(N, 4 count)`` rows the mixture explains
+    worst (lowest ``fit``, from the E-step: free). ``count`` of them are
+    drawn without replacement with probability proportional to
+    ``1 - max cos`` to the means in use (all but ``exclude``: the idle
+    components and those being restarted), so restarts go where the batch
+    is least covered; candidates within ``merge_within`` (``1 - cos <=
+    gmm.merge_gap``) of such a mean are never drawn, and a draw that close
+    to an earlier draw is dropped. ``O(C K D + count^2 D)``, with a fixed
+    number of host synchronisations.
 
     Args:
         x (Tensor): Unit-norm rows ``(N, D)``.
         count (int): Rows wanted.
-        means (Tensor): Unit-norm means ``(K, D)``.
+        gmm (OnlineGaussianMixture): The mixture (read only).
         gen (torch.Generator): Generator on ``x``'s device.
-        min_gap (float): ``1 - cos`` at or below which a row is too close.
+        fit (_RowFit): The E-step's per-row maximum and normaliser.
         exclude (Tensor, optional): Component indices ``(E,)`` that do not
             count as covering.
 
@@ -161,10 +166,10 @@ def pick_far_rows(x: Tensor, count: int, means: Tensor,
         Tensor: Indices into ``x`` ``(<= count,)``, fewer when too few
         candidates are far enough.
     """
-    n = x.shape[0]
-    perm = torch.randperm(n, generator=gen, device=x.device)
-    cand = perm[:min(n, CANDIDATES_PER_PICK * count)]
-    nearest = max_cosine(x[cand], means, exclude)
+    n, min_gap = x.shape[0], gmm.merge_gap
+    cand = torch.topk(fit.fit, min(n, CANDIDATES_PER_PICK * count),
+                      largest=False, sorted=True).indices
+    nearest = max_cosine(x[cand], gmm.mu, exclude)
     weight = torch.nn.functional.threshold(1.0 - nearest.double(), min_gap,
                                            0.0)
     draws = min(count, int((weight > 0).sum()))
@@ -192,34 +197,39 @@ def max_cosine(rows: Tensor, means: Tensor,
     return torch.cat(out) if out else rows.new_zeros(0)
 
 
-def merge_close(gmm, x: Tensor, gen: torch.Generator,
-                top2: Optional[Tensor]) -> int:
+def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
+                top2: Optional[Tensor],
+                moved: Optional[Tensor] = None) -> int:
     """Merge means closer than ``merge_within``; restart the freed ones.
 
     Candidate pairs: the rows' two most likely components (``top2``, from
-    the E-step), and this update's sweep block against all means; pairs
-    are decided on float64 distances (as the collapse metric). Disjoint
-    pairs merge closest first: the lighter component's statistics are added
-    to the heavier one's (moment matching, the merge move of split-and-merge
-    EM), and the freed component restarts with the prior statistics on a
-    batch row at least ``merge_within`` from every mean
-    (:func:`pick_far_rows`; a random direction if none is left). The means
-    moved are then compared with all means, and merged again, for at most
-    :data:`MERGE_ROUNDS` passes. See the module docstring for the cost and
-    the guarantee.
+    the E-step), the means ``moved`` by this update's re-seeding and this
+    update's sweep block, each against all means; pairs are decided on
+    float64 distances (as the collapse metric). Disjoint pairs merge
+    closest first: the lighter component's statistics are added to the
+    heavier one's (moment matching, the merge move of split-and-merge EM),
+    and the freed component restarts on a batch row at least
+    ``merge_within`` from every mean in use (:func:`pick_far_rows`; a random
+    direction if none is left). The means moved are then compared with all
+    means, and merged again, for at most :data:`MERGE_ROUNDS` passes. See
+    the module docstring for the cost and the guarantee.
 
     Args:
         gmm (OnlineGaussianMixture): The mixture (changed in place).
         x (Tensor): Unit-norm batch ``(N, D)``.
         gen (torch.Generator): This update's generator, on ``x``'s device.
+        fit (_RowFit): The E-step's per-row maximum and normaliser.
         top2 (Tensor, optional): ``(N, 2)`` component indices per row.
+        moved (Tensor, optional): Components re-seeded in this update.
 
     Returns:
         int: How many components were merged away (and restarted).
     """
     mu = gmm.mu
-    sweep = sweep_block(int(gmm.num_updates), mu.shape[0], x.shape[0])
-    candidates = [pairs_near(mu, sweep, gmm.merge_gap)]
+    check = sweep_block(int(gmm.num_updates), mu.shape[0], x.shape[0])
+    if moved is not None and moved.numel():
+        check = torch.cat([check.to(mu.device), moved])
+    candidates = [pairs_near(mu, check, gmm.merge_gap)]
     if top2 is not None and top2.shape[1] == 2:
         candidates.append(top2)
     total = 0
@@ -231,14 +241,14 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator,
         for acc in (gmm.acc_count, gmm.acc_sum, gmm.acc_sq_sum):
             acc[keep] += acc[drop]
         gmm._m_step_rows(keep)
-        rows = pick_far_rows(x, drop.numel(), mu, gen, gmm.merge_gap, drop)
+        exclude = torch.cat([idle_components(gmm), drop]).unique()
+        rows = pick_far_rows(x, drop.numel(), gmm, gen, fit, exclude)
         restart = torch.cat([
             x[rows],
             torch.randn(drop.numel() - rows.numel(), gmm.dim, generator=gen,
                         device=x.device)
         ])
-        gmm._restart(drop, normalise_or_random(restart, gen), x)
-        gmm._renormalise_weights()
+        gmm._restart(drop, normalise_or_random(restart, gen), x, fit)
         total += drop.numel()
         candidates = [pairs_near(mu, torch.cat([keep, drop]), gmm.merge_gap)]
     return total

@@ -17,7 +17,7 @@ import difflib
 import inspect
 import math
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -159,12 +159,13 @@ class OnlineGaussianMixture(nn.Module):
             Defaults to 1.0.
         seed (int): Seed of the initialisation and of the options' draws.
             Defaults to 0.
-        reseed_rate (float): Ours, off by default (0): before each EM step
+        reseed_rate (float): Ours, off by default (0): after each M-step
             from update ``reseed_start`` on, up to ``ceil(reseed_rate * N)``
             idle components -- those that received under half a row of
-            responsibility since their (re)start -- move onto batch rows far
-            from every mean (:func:`.maintenance.reseed_idle`), so that all
-            of K are visited within ``~K / reseed_rate`` rows at any scale.
+            responsibility since their (re)start -- move onto the batch rows
+            the mixture explains worst, far from every mean in use
+            (:func:`.maintenance.reseed_idle`), so that all of K are
+            visited within ``~K / reseed_rate`` rows at any scale.
             ``O(N K D * 4 reseed_rate)``. In [0, 1]. Defaults to 0.
         reseed_start (int): First update that may re-seed (>= 0). Defaults
             to 0.
@@ -342,9 +343,9 @@ class OnlineGaussianMixture(nn.Module):
 
         Rows of ``x`` are L2-normalised here (they are expected to be close
         to unit norm already: the teacher's normalised embeddings). The step
-        always runs in fp32 with autocast disabled. Order: re-seeding (if
-        on), E-step and statistics over row chunks, forgetting (and stale
-        decay), M-step, merging (if on).
+        always runs in fp32 with autocast disabled. Order:
+        E-step and statistics over row chunks, forgetting (and stale
+        decay), M-step, then the options: re-seeding, merging.
 
         While rows are pooled for the initialisation (see ``init_samples``)
         no EM step runs and only ``beta`` and ``init_pooled`` are returned.
@@ -379,14 +380,14 @@ class OnlineGaussianMixture(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False), \
                 _IeeeFp32Matmul(x.device):
             gen = self._generator(x.device)
-            reseeded = maintenance.reseed_idle(self, x, gen) \
-                if gen is not None else 0
             beta = self._beta_at(int(self.num_updates))
-            stats, top2, summary = self._e_step(x, beta,
-                                                pairs=bool(self.merge_within))
+            stats, top2, fit, summary = self._e_step(
+                x, beta, pairs=bool(self.merge_within))
             self._accumulate(stats, rows=x.shape[0])
             self._m_step()
-            merged = maintenance.merge_close(self, x, gen, top2) \
+            moved = maintenance.reseed_idle(self, x, gen, fit) \
+                if gen is not None else x.new_zeros(0, dtype=torch.long)
+            merged = maintenance.merge_close(self, x, gen, fit, top2, moved) \
                 if self.merge_within else 0
             self.num_updates += 1
             entropy = torch.special.entr(self.pi).sum()
@@ -395,7 +396,7 @@ class OnlineGaussianMixture(nn.Module):
                                   pi_max]).tolist()
         out = dict(beta=beta)
         if self.reseed_rate:
-            out['reseeded'] = float(reseeded)
+            out['reseeded'] = float(moved.numel())
         if self.merge_within:
             out['merged'] = float(merged)
         out.update(resp_max_mean=values[0],
@@ -537,16 +538,21 @@ class OnlineGaussianMixture(nn.Module):
         self.acc_sq_sum.mul_(self.prior_count)
         self.initialized.fill_(True)
 
-    def _restart(self, which: Tensor, mu: Tensor, x: Tensor) -> None:
+    def _restart(self, which: Tensor, mu: Tensor, x: Tensor,
+                 fit: '_RowFit') -> None:
         """Components ``which`` start afresh at unit-norm means ``mu``
-        ``(len(which), D)`` with the prior statistics and the variance of a
-        typical component in use: the mean of the variances weighted by the
-        data mass each component holds (its count above the prior); the
-        batch variance while no component holds data. (With the batch
-        variance, a restarted component loses even its own rows to a
-        narrower component far away: in D dimensions the log-determinant
-        outweighs the distance.) The weights are renormalised by the next
-        M-step. ``O(K D)``."""
+        ``(len(which), D)`` (batch rows), with the variance of a typical
+        component in use -- the mean of the variances weighted by the data
+        mass each component holds (its count above the prior); the batch
+        variance while none holds data -- and the prior statistics. Then
+        each takes the responsibility of this batch's rows it would have
+        got in this update's E-step (:meth:`_absorb_rows`), so a component
+        that starts where data is becomes active at once, and one that
+        takes under half a row stays idle (re-seeded again later). With the
+        batch variance, a restarted component would lose even its own rows
+        to a narrower component far away: in D dimensions the
+        log-determinant outweighs the distance. ``O(K D + N R D)`` for
+        ``R`` components."""
         if which.numel() == 0:
             return
         mass = (self.acc_count - self.prior_count).clamp_min_(0.0)
@@ -563,6 +569,36 @@ class OnlineGaussianMixture(nn.Module):
         self.acc_sum[which] = mu * self.prior_count
         self.acc_sq_sum[which] = (self.var[which] + mu * mu) * \
             self.prior_count
+        self._renormalise_weights()
+        self._absorb_rows(which, x, fit)
+
+    def _absorb_rows(self, which: Tensor, x: Tensor, fit: '_RowFit') -> None:
+        """Add to components ``which`` the statistics of the batch rows they
+        would take in this update's E-step: ``r_nj = e_nj / (Z_n + e_nj)``
+        with ``e_nj = exp(beta log p_nj - m_n)``, where ``m_n`` and ``Z_n``
+        are row ``n``'s maximum and softmax normaliser from the E-step
+        (the other components' responsibilities are not revisited). Entries
+        below ``e^-40`` are 0, as in the E-step. ``O(N R D)``."""
+        feats = _features(x)
+        var, mu = self.var[which], self.mu[which]
+        log_pi = self.pi[which].log()
+        weights = torch.cat([
+            -0.5 / var, mu / var,
+            (log_pi - 0.5 * (var.log().sum(dim=1) +
+                             (mu * mu / var).sum(dim=1))).unsqueeze(1)
+        ], dim=1)
+        shifted = torch.addmm(-fit.row_max.unsqueeze(1), feats, weights.T,
+                              alpha=fit.beta)
+        e = shifted.clamp_(_RESP_LOG_FLOOR, 80.0).exp_()
+        resp = e / (fit.row_sum.unsqueeze(1) + e)
+        torch.nn.functional.threshold_(resp, _RESP_FLOOR, 0.0)
+        stats = resp.T @ feats  # (R, 2D+1): [Q, S, N]
+        D = self.dim
+        self.acc_sq_sum[which] += stats[:, :D]
+        self.acc_sum[which] += stats[:, D:2 * D]
+        self.acc_count[which] += stats[:, 2 * D]
+        self._m_step_rows(which)
+        self._renormalise_weights()
 
     def _e_step_weights(self) -> Tensor:
         """``[-1 / (2 var), mu / var, c]`` of shape ``(K, 2D+1)``.
@@ -591,7 +627,8 @@ class OnlineGaussianMixture(nn.Module):
         return -0.5 * self.dim * math.log(2 * math.pi)
 
     def _e_step(self, x: Tensor, beta: float, pairs: bool
-                ) -> Tuple[Tensor, Optional[Tensor], Tuple[Tensor, Tensor]]:
+                ) -> Tuple[Tensor, Optional[Tensor], Tensor,
+                           Tuple[Tensor, Tensor]]:
         """Annealed E-step and batch statistics, chunk by chunk.
 
         Per chunk of rows: ``beta * log p`` in one matmul, shifted by its
@@ -606,7 +643,11 @@ class OnlineGaussianMixture(nn.Module):
 
         Returns:
             Tuple: ``stats`` ``(K, 2D+1)`` = ``[Q, S, N]``; ``top2``
-            ``(N, 2)`` component indices or None; and two scalars: the mean
+            ``(N, 2)`` component indices or None; ``fit``, a
+            :class:`_RowFit` (each row's best ``beta log p_nk`` and
+            softmax normaliser: how well the mixture explains the row, and
+            what a restarted component would take from it); and two
+            scalars: the mean
             over rows of ``max_k r_nk`` and the mean ``log sum_k p_nk`` at
             beta = 1 (while beta < 1 over the first ``_LOG_LIK_ROWS`` rows
             only: it costs an extra exp pass, a logging metric need not pay
@@ -617,7 +658,8 @@ class OnlineGaussianMixture(nn.Module):
         stats = self._scratch('_stats', K, 2 * D + 1).zero_()
         chunk = self._chunk_rows()
         pairs = pairs and K >= 2
-        top2, resp_max, log_lik = [], x.new_zeros(()), x.new_zeros(())
+        top2, fit = [], []
+        resp_max, log_lik = x.new_zeros(()), x.new_zeros(())
         for start in range(0, n, chunk):
             feats = _features(x[start:start + chunk])
             rows = feats.shape[0]
@@ -632,6 +674,7 @@ class OnlineGaussianMixture(nn.Module):
             else:
                 row_max = resp.amax(dim=1, keepdim=True)
             resp.sub_(row_max)
+            fit.append(torch.cat([row_max, row_max], dim=1))
             if beta != 1.0 and start == 0:  # before exp_(): log p - max
                 head = min(rows, _LOG_LIK_ROWS)
                 # clamped: exp(-87) is still a normal fp32 number
@@ -641,13 +684,15 @@ class OnlineGaussianMixture(nn.Module):
             resp.clamp_(min=_RESP_LOG_FLOOR).exp_()
             torch.nn.functional.threshold_(resp, _RESP_FLOOR, 0.0)
             row_sum = resp.sum(dim=1, keepdim=True)
+            fit[-1][:, 1:] = row_sum
             if beta == 1.0:  # free: log sum_k p_nk = row_max + log row_sum
                 log_lik = log_lik + (row_max + row_sum.log()).sum() / n
             resp_max = resp_max + row_sum.reciprocal().sum() / n
             # fold the softmax normalisation 1 / row_sum into the features
             stats.addmm_(resp.T, feats.div_(row_sum))
         summary = (resp_max, log_lik + self._log_2pi_term())
-        return stats, (torch.cat(top2) if pairs else None), summary
+        return (stats, (torch.cat(top2) if pairs else None),
+                _RowFit(*torch.cat(fit).unbind(1), beta), summary)
 
     def _accumulate(self, stats: Tensor, rows: int) -> None:
         """Forgetting ``acc <- rho * acc + batch`` with ``rho = (1-eta)^N``.
@@ -709,6 +754,21 @@ class OnlineGaussianMixture(nn.Module):
 
 
 # ---------------------------------------------------------------- functions
+class _RowFit(NamedTuple):
+    """Per row of an update's batch, from its E-step: the maximum
+    ``row_max`` ``(N,)`` of ``beta log p_nk`` (up to a constant), the
+    softmax normaliser ``row_sum`` ``(N,)`` = ``sum_k exp(beta log p_nk -
+    row_max)``, and ``beta``."""
+    row_max: Tensor
+    row_sum: Tensor
+    beta: float
+
+    @property
+    def fit(self) -> Tensor:
+        """``(N,)`` each row's ``max_k log p_nk`` (up to a constant)."""
+        return self.row_max / self.beta
+
+
 def _features(x: Tensor) -> Tensor:
     """``[x^2, x, 1]`` of shape ``(N, 2D+1)``; ``x^2 < 1e-12`` set to 0."""
     n, d = x.shape
