@@ -37,7 +37,7 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
     if crossing:  # re-seeding and merging also after the resume
         options += ['model.head.gmm.reseed_start=0',
                     'model.head.gmm.reseed_rate=0.5',
-                    'model.head.gmm.merge_within=0.7',
+                    'model.head.gmm.merge_within=1.0',
                     'model.head.gmm.stale_decay=0.9']
 
     def train(work, max_epochs, resume=False, check=True, extra=()):
