@@ -153,6 +153,27 @@ def test_records_written_meanwhile_are_kept(tmp_path, monkeypatch):
             if r['config'] == CONFIG] == [60.0, 61.0]
 
 
+def test_a_record_of_earlier_code_does_not_block_a_rerun(tmp_path):
+    """A rerun after a code change may reuse the folder name of a stored
+    record tagged with the earlier code's commit (``code``): both are kept,
+    as two variants in the summary."""
+    study = load_seed_study()
+    out = tmp_path / 'results.json'
+    old = dict(config=CONFIG, options=[], seed=0,
+               budget=dict(study.DEFAULT_BUDGET), work_dir='wd/run_seed0',
+               code='0123abc', steps=2, train_s=1.0,
+               metrics={'knn/top1': 50.0, study.PLOT_X: 3.0})
+    study.write(str(out), [old])
+    new = dict(old, metrics={'knn/top1': 60.0, study.PLOT_X: 4.0})
+    del new['code']
+    runs = study.write_merged(str(out), [new])
+    assert [r['metrics']['knn/top1'] for r in runs] == [50.0, 60.0]
+    keys = set(study.summarise(runs))
+    assert keys == {CONFIG, f'{CONFIG} [code 0123abc]'}
+    # the same folder and code: already stored, not written twice
+    assert len(study.write_merged(str(out), [new])) == 2
+
+
 def test_eta_arithmetic():
     import time
     study = load_seed_study()

@@ -190,12 +190,14 @@ def write(path: str, runs: List[dict]) -> None:
 
 def write_merged(path: str, mine: List[dict]) -> List[dict]:
     """Write the file as it is now plus this call's runs not yet in it
-    (matched by ``work_dir``): records that another writer added or
-    relabelled since this call read the file are kept, not overwritten
-    by the copy read at the start. Returns all runs written."""
+    (matched by ``work_dir`` and ``code``: a record of an earlier version
+    of the code may share a rerun's folder name): records that another
+    writer added or relabelled since this call read the file are kept, not
+    overwritten by the copy read at the start. Returns all runs written."""
     stored = load_runs(path)
-    dirs = {run.get('work_dir') for run in stored}
-    runs = stored + [run for run in mine if run['work_dir'] not in dirs]
+    dirs = {(run.get('work_dir'), run.get('code')) for run in stored}
+    runs = stored + [run for run in mine
+                     if (run['work_dir'], run.get('code')) not in dirs]
     write(path, runs)
     return runs
 
