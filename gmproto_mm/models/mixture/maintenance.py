@@ -60,7 +60,7 @@ SWEEP_DIVISOR = 16
 #: Merge passes per update (each merges disjoint pairs).
 MERGE_ROUNDS = 8
 #: Rows of similarities computed at once: at most ``(_BLOCK, K)``.
-_BLOCK = 1024
+_BLOCK = 256  # 64 MB of fp32 similarities at K = 65,536
 
 
 def reseed_count(rate: float, rows: int) -> int:
@@ -185,7 +185,7 @@ def pick_far_rows(x: Tensor, count: int, gmm, gen: torch.Generator,
 def max_cosine(rows: Tensor, means: Tensor,
                exclude: Optional[Tensor] = None) -> Tensor:
     """``max_k cos(rows_n, means_k)`` over the means not in ``exclude``,
-    ``(R,)``, in blocks of at most ``(1024, K)``; ``-1`` when every mean is
+    ``(R,)``, in blocks of at most ``(256, K)``; ``-1`` when every mean is
     excluded."""
     out = []
     for start in range(0, rows.shape[0], _BLOCK):
@@ -268,7 +268,7 @@ def pairs_near(means: Tensor, which: Tensor, gap: float) -> Tensor:
     """Candidate pairs ``(P, 2)``: means ``which`` against all means whose
     fp32 cosine exceeds ``1 - gap`` minus a rounding margin (a superset of
     the pairs within the distance; :func:`close_pairs` decides exactly).
-    ``O(|which| K D)`` in blocks of at most ``(1024, K)``."""
+    ``O(|which| K D)`` in blocks of at most ``(256, K)``."""
     which = which.to(means.device)
     # |fp32 dot - exact| of two unit vectors of length D is below
     # (D + 2) * eps / 2 (Higham's gamma_n); four times that as margin
