@@ -36,6 +36,8 @@ from mmengine.runner import Runner
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 import gmproto_mm  # noqa: E402,F401
+from gmproto_mm.apis import merge_train_args  # noqa: E402
+from gmproto_mm.apis import parse_train_args  # noqa: E402
 from gmproto_mm.engine import CheckpointFitHook  # noqa: E402
 from gmproto_mm.engine import prepare_cpu_distributed  # noqa: E402
 from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks  # noqa: E402
@@ -66,7 +68,6 @@ def _tool(path: str):
     return module
 
 
-train_tool = _tool('train.py')  # its merge_args: --amp, --resume as trained
 benchmark_em = _tool('analysis/benchmark_em.py')
 
 
@@ -131,8 +132,7 @@ def build_cfg(args: argparse.Namespace, name: str, work_dir: str,
             '--no-persistent-workers', '--amp' if cuda else '--no-pin-memory']
     if resume_from is not None:
         argv += ['--resume', resume_from]
-    cfg = train_tool.merge_args(Config.fromfile(config),
-                                train_tool.parse_args(argv))
+    cfg = merge_train_args(Config.fromfile(config), parse_train_args(argv))
     if cuda:  # mmengine's AmpOptimWrapper refuses the CPU
         cfg.optim_wrapper.dtype = args.amp_dtype
     world = int(os.environ.get('WORLD_SIZE', 1))
