@@ -15,7 +15,6 @@ banks are compared across ranks. See docs/gpu_check.md.
 import argparse
 import functools
 import gc
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -32,17 +31,17 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from mmpretrain.utils import get_ori_model
+
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.analysis.em_cost import (first_step_after_pooling,
+                                         measure_em_ratio)
+from gmproto_mm.apis import merge_train_args, parse_train_args
+from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
+from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks
+from gmproto_mm.testing import crop_sizes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-import gmproto_mm  # noqa: E402,F401
-from gmproto_mm.apis import merge_train_args  # noqa: E402
-from gmproto_mm.apis import parse_train_args  # noqa: E402
-from gmproto_mm.engine import CheckpointFitHook  # noqa: E402
-from gmproto_mm.engine import prepare_cpu_distributed  # noqa: E402
-from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks  # noqa: E402
-from gmproto_mm.testing import crop_sizes  # noqa: E402
-from mmpretrain.utils import get_ori_model  # noqa: E402
 
 CONFIGS = dict(
     gpu=dict(joint='configs/dino_vitb_in1k.py',
@@ -59,16 +58,6 @@ UNIT_NORM_TOL = 1e-5
 DIST_TIMEOUT_S = 300
 
 
-def _tool(path: str):
-    """A module of ``tools/`` loaded by path (``tools`` is no package)."""
-    spec = importlib.util.spec_from_file_location(
-        osp.splitext(osp.basename(path))[0], osp.join(ROOT, 'tools', path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark_em = _tool('analysis/benchmark_em.py')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -306,11 +295,10 @@ def em_check(args: argparse.Namespace) -> dict:
     runs = {}
     for label, n in (('this_run', args.batch * num_global),
                      ('recipe', recipe_n)):
-        runs[label] = benchmark_em.measure_em_ratio(K, D, n, args.em_repeats,
-                                                    device)
-        runs[f'{label}_options'] = benchmark_em.measure_em_ratio(
+        runs[label] = measure_em_ratio(K, D, n, args.em_repeats, device)
+        runs[f'{label}_options'] = measure_em_ratio(
             K, D, n, args.em_repeats, device, options)
-    runs['first_step_after_pooling'] = benchmark_em.first_step_after_pooling(
+    runs['first_step_after_pooling'] = first_step_after_pooling(
         K, D, recipe_n, device)
     return dict(device=device, recipe_gpus=gpus, options=options, **runs)
 
