@@ -28,9 +28,8 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, TOOLS)
-from demo import ROOT, train_and_evaluate, training_records  # noqa: E402
+from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, train_and_evaluate,
+                                               training_records)
 
 # the measures of METHOD.md: k-NN, usage, uniqueness, embedding spread
 PLOT_X, PLOT_Y = 'prototypes/used_prototypes', 'knn/top1'
@@ -297,7 +296,7 @@ def eta_message(done: int, total: int, elapsed_s: float,
 
 def main() -> None:
     args = parse_args()
-    os.chdir(ROOT)
+    os.chdir(REPO_ROOT)
     if args.markdown:
         print(markdown_table(summarise(load_runs(args.out))))
         return
