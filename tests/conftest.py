@@ -86,12 +86,10 @@ def save_fresh_checkpoint(config: str, path) -> str:
 
 def load_tool(path: str):
     """Import the script ``path`` (relative to the repo root, e.g.
-    ``tools/demo.py``) as a module, with ``tools/`` importable as the
-    scripts expect."""
+    ``tools/demo.py``) as a module. Nothing is added to ``sys.path``: a
+    tool imports what it shares with others from the package
+    (tests/test_tools/test_tool_imports.py)."""
     import importlib.util
-    tools_dir = osp.join(REPO_ROOT, 'tools')
-    if tools_dir not in sys.path:
-        sys.path.insert(0, tools_dir)
     name = osp.splitext(osp.basename(path))[0]
     spec = importlib.util.spec_from_file_location(
         f'{name}_tool', osp.join(REPO_ROOT, path))

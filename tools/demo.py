@@ -16,12 +16,14 @@ import logging
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 import time
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, evaluate_checkpoint,
+                                               iteration_times, run_step,
+                                               train_and_evaluate)
+
 THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
 MODELS = {
     # name: (config, long-tailed config)
@@ -85,107 +87,6 @@ def parse_args() -> argparse.Namespace:
                      f'{args.frozen_images} (or skip that part with '
                      '--frozen-steps 0)')
     return args
-
-
-def run(cmd: List[str]) -> None:
-    """Run a tool, streaming its progress; stop the demo if it fails."""
-    print('$', ' '.join(cmd), flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT)
-    if proc.returncode != 0:
-        sys.exit(f'demo: step failed ({proc.returncode}): {" ".join(cmd)}')
-
-
-def training_records(work_dir: str) -> List[dict]:
-    """The logged records of the last training run in ``work_dir``
-    (mmengine's ``<timestamp>/vis_data/scalars.json``; evaluation runs of
-    tools/test.py write none)."""
-    runs = sorted(d for d in os.listdir(work_dir)
-                  if osp.isfile(osp.join(work_dir, d, 'vis_data',
-                                         'scalars.json')))
-    with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
-        return [json.loads(line) for line in f]
-
-
-def iteration_times(work_dir: str) -> List[float]:
-    """Seconds per training iteration from mmengine's scalars.json."""
-    return [r['time'] for r in training_records(work_dir)
-            if 'loss' in r and 'time' in r]
-
-
-def train_and_evaluate(config: str, model_dir: str, *, seed: int,
-                       epochs: int, train_images: int, bank_images: int,
-                       query_images: int, options: Sequence[str] = (),
-                       label: str = '') -> dict:
-    """Train ``config`` with ``tools/train.py``, evaluate its last checkpoint
-    with ``tools/test.py``; the demo's protocol, shared with
-    ``tools/analysis/seed_study.py``.
-
-    Args:
-        config (str): Config path, relative to the repository root.
-        model_dir (str): Work dir of this run.
-        seed (int): ``randomness.seed``.
-        epochs (int): ``train_cfg.max_epochs``.
-        train_images (int): First training images used (0 = the dataset's
-            own size).
-        bank_images / query_images (int): k-NN bank / query images (0 = all).
-        options (Sequence[str]): More ``--cfg-options`` for training and
-            evaluation (e.g. ``model.head.gmm.init=sample``).
-        label (str): Name shown in the progress lines.
-
-    Returns:
-        dict: ``metrics`` (what tools/test.py reports), ``train_s``,
-        ``eval_s``, ``checkpoint``, ``usage_file``.
-    """
-    label = label or config
-    train_options = [f'train_cfg.max_epochs={epochs}',
-                     f'randomness.seed={seed}',
-                     'default_hooks.logger.interval=10',
-                     'default_hooks.checkpoint.interval=1000', *options]
-    if train_images:
-        train_options.append(
-            f'train_dataloader.dataset.indices={train_images}')
-    start = time.time()
-    print(f'\n=== {label}: training {config} ===', flush=True)
-    run([sys.executable, 'tools/train.py', config, '--work-dir', model_dir,
-         '--cfg-options'] + train_options)
-    train_s = time.time() - start
-    ckpt = osp.join(model_dir, f'epoch_{epochs}.pth')
-    out = evaluate(config, ckpt, model_dir, bank_images=bank_images,
-                   query_images=query_images, options=options, label=label)
-    return dict(out, train_s=train_s, checkpoint=ckpt)
-
-
-def evaluate(config: str, checkpoint: str, model_dir: str, *,
-             bank_images: int, query_images: int,
-             options: Sequence[str] = (), label: str = '') -> dict:
-    """Evaluate ``checkpoint`` with ``tools/test.py`` on the demo's k-NN
-    bank and queries; the metrics also go to ``model_dir/metrics.json``.
-
-    Returns:
-        dict: ``metrics``, ``eval_s`` and ``usage_file`` (the argmax counts
-        per prototype).
-    """
-    # the fixed sizes of the protocol (bank, queries) set its cost: their
-    # forward passes; the embedding leaders among 8,192 (the metric's
-    # default) take < 1 s of it for the trained models (measured)
-    usage_file = osp.join(model_dir, 'usage.json')
-    eval_options = [f'test_evaluator.0.usage_file={usage_file}', *options]
-    if bank_images:
-        eval_options.append(
-            f'test_dataloader.dataset.bank.indices={bank_images}')
-    if query_images:
-        eval_options.append(
-            f'test_dataloader.dataset.query.indices={query_images}')
-    print(f'\n=== {label or config}: evaluating ===', flush=True)
-    start = time.time()
-    metrics_file = osp.join(model_dir, 'metrics.json')
-    run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         model_dir, '--out', metrics_file, '--out-item', 'metrics',
-         '--cfg-options'] + eval_options)
-    with open(metrics_file) as f:
-        metrics = json.load(f)
-    return dict(metrics=metrics, eval_s=time.time() - start,
-                usage_file=usage_file)
 
 
 def raw_pixel_knn(config: str, bank_images: int,
@@ -364,8 +265,8 @@ def main() -> None:
     args = parse_args()
     times = StageTimes()
     work_dir = osp.abspath(args.work_dir or osp.join(
-        ROOT, 'work_dirs', 'demo_lt' if args.long_tail else 'demo'))
-    os.chdir(ROOT)  # configs and their data roots are relative to it
+        REPO_ROOT, 'work_dirs', 'demo_lt' if args.long_tail else 'demo'))
+    os.chdir(REPO_ROOT)  # configs and their data roots are relative to it
     py = sys.executable
     configs = {name: pair[1 if args.long_tail else 0]
                for name, pair in MODELS.items()}
@@ -399,8 +300,8 @@ def main() -> None:
         ckpt = save_untrained_checkpoint(
             configs['baseline'], osp.join(model_dir, 'untrained.pth'),
             args.seed)
-        run_out = evaluate(configs['baseline'], ckpt, model_dir,
-                           label='untrained', **knn_sizes)
+        run_out = evaluate_checkpoint(configs['baseline'], ckpt, model_dir,
+                                      label='untrained', **knn_sizes)
         results['untrained'] = dict(
             summarise(run_out['metrics'], epochs=0), seed=args.seed)
 
@@ -415,11 +316,12 @@ def main() -> None:
                   'baseline encoder ===', flush=True)
             out = osp.join(work_dir, name, 'frozen_encoder.json')
             with times.stage(f'frozen encoder: {name}'):
-                run([py, 'tools/analysis/frozen_encoder_collapse.py', config,
-                     checkpoints[0], '--steps', str(args.frozen_steps),
-                     '--images', str(args.frozen_images),
-                     '--log-every', str(max(1, args.frozen_steps // 10)),
-                     '--seed', str(args.seed), '--out', out] + same_k)
+                run_step([py, 'tools/analysis/frozen_encoder_collapse.py',
+                          config, checkpoints[0], '--steps',
+                          str(args.frozen_steps), '--images',
+                          str(args.frozen_images), '--log-every',
+                          str(max(1, args.frozen_steps // 10)), '--seed',
+                          str(args.seed), '--out', out] + same_k)
             with open(out) as f:
                 final = json.load(f)['final']
             results[name].update(
@@ -428,10 +330,10 @@ def main() -> None:
             trajectories.append(out)
     extra = ['--trajectories', *trajectories] if trajectories else []
     with times.stage('plots'):
-        run([py, 'tools/analysis/plot_prototypes.py', *checkpoints,
-             '--labels', COLUMNS['baseline'], COLUMNS['decoupled'],
-             '--usage', *usage_files, '--out', osp.join(work_dir, 'plots')] +
-            extra)
+        run_step([py, 'tools/analysis/plot_prototypes.py', *checkpoints,
+                  '--labels', COLUMNS['baseline'], COLUMNS['decoupled'],
+                  '--usage', *usage_files, '--out',
+                  osp.join(work_dir, 'plots')] + extra)
     print_table(results)
     results['timings_s'] = times.summary()
     print_times(results['timings_s'])

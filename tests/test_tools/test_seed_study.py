@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_tool, run_tool
+from tests.conftest import REPO_ROOT, load_tool, run_tool
 
 TINY = ['--epochs', '1', '--train-images', '128', '--bank-images', '64',
         '--query-images', '32']
@@ -190,3 +190,44 @@ def test_eta_arithmetic():
     for done, total in ((0, 3), (4, 3)):
         with pytest.raises(ValueError, match='0 < done <= total'):
             study.eta(done, total, 10.0)
+
+
+def test_a_study_writes_to_work_dirs_unless_told(tmp_path, monkeypatch):
+    """Without --out the results (and plot) go to
+    work_dirs/seed_study/ under the repository root, never into docs/:
+    the repository's study is written only with an explicit --out.
+    The root is a temporary folder here, training a stub."""
+    study = load_seed_study()
+    assert study.DEFAULT_OUT == 'work_dirs/seed_study/results.json'
+    monkeypatch.setattr(study, 'REPO_ROOT', str(tmp_path))
+    monkeypatch.setattr(
+        study, 'train_and_evaluate', lambda config, model_dir, seed, **kw:
+        dict(train_s=1.0, metrics={'knn/top1': 60.0 + seed,
+                                   study.PLOT_X: 5.0}))
+    monkeypatch.setattr(study, 'training_log',
+                        lambda work_dir: dict(steps=2, monitor={}))
+    monkeypatch.chdir(Path.cwd())  # main() changes to the repo root
+    config = str(Path(REPO_ROOT) / CONFIG)
+    monkeypatch.setattr(sys, 'argv', ['seed_study.py', config, '--seeds',
+                                      '0', '1', *TINY])
+    study.main()
+    out = tmp_path / 'work_dirs' / 'seed_study' / 'results.json'
+    runs = json.loads(out.read_text())['runs']
+    assert [r['seed'] for r in runs] == [0, 1]
+    assert (out.parent / 'knn_vs_used.png').is_file()
+    assert not (tmp_path / 'docs').exists()
+
+
+def test_markdown_reads_the_repository_study(capsys, monkeypatch):
+    """--markdown --out docs/seed_study/results.json: the committed study's
+    table (a row per variant), no training."""
+    study = load_seed_study()
+    monkeypatch.chdir(Path.cwd())
+    monkeypatch.setattr(sys, 'argv', ['seed_study.py', '--markdown', '--out',
+                                      'docs/seed_study/results.json'])
+    study.main()
+    with open(Path(REPO_ROOT) / 'docs' / 'seed_study' / 'results.json') as f:
+        variants = json.load(f)['summary']
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith('| variant | seeds | k-NN top-1 (%)')
+    assert len(lines) == 2 + len(variants)

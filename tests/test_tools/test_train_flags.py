@@ -1,5 +1,6 @@
 """tools/train.py as mmpretrain's: --cfg-options after the other flags,
-runner_type honoured, --no-validate."""
+runner_type honoured, --no-validate. The flags are
+``gmproto_mm.apis.train_args`` (gpu_check.py builds its runs with them)."""
 import os.path as osp
 
 import pytest
@@ -8,6 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from gmproto_mm.apis import merge_train_args, parse_train_args
 from tests.conftest import REPO_ROOT, load_tool
 
 
@@ -19,13 +21,20 @@ def train_tool():
     torch.set_flush_denormal(False)
 
 
-def merged(tool, config, argv):
+def merged(config, argv):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
-    return tool.merge_args(cfg, tool.parse_args([config, *argv]))
+    return merge_train_args(cfg, parse_train_args([config, *argv]))
 
 
-def test_cfg_options_win_over_the_flags(train_tool):
-    cfg = merged(train_tool, 'gm_dino_vitt_fmnist.py', [
+def test_train_tool_uses_the_package_flags(train_tool):
+    """tools/train.py parses and merges with gmproto_mm.apis, the functions
+    these tests (and gpu_check.py) use, not a copy of its own."""
+    assert train_tool.parse_train_args is parse_train_args
+    assert train_tool.merge_train_args is merge_train_args
+
+
+def test_cfg_options_win_over_the_flags():
+    cfg = merged('gm_dino_vitt_fmnist.py', [
         '--work-dir', 'flag_dir', '--amp', '--resume', 'a.pth',
         '--no-pin-memory', '--cfg-options', 'work_dir=option_dir',
         'optim_wrapper.type=OptimWrapper', 'load_from=b.pth',
@@ -36,24 +45,24 @@ def test_cfg_options_win_over_the_flags(train_tool):
     assert cfg.resume is True and cfg.load_from == 'b.pth'
     assert cfg.train_dataloader.pin_memory is True
     # and the flags alone
-    cfg = merged(train_tool, 'gm_dino_vitt_fmnist.py',
+    cfg = merged('gm_dino_vitt_fmnist.py',
                  ['--work-dir', 'flag_dir', '--amp', '--no-pin-memory'])
     assert cfg.work_dir == 'flag_dir'
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.train_dataloader.pin_memory is False
 
 
-def test_no_validate_drops_the_online_knn(train_tool, tmp_path):
+def test_no_validate_drops_the_online_knn(tmp_path):
     config = tmp_path / 'knn_val.py'
     config.write_text(
         f"_base_ = ['{REPO_ROOT}/configs/gm_dino_vitt_fmnist.py',\n"
         f"          '{REPO_ROOT}/configs/_base_/knn_val.py']\n")
-    cfg = train_tool.merge_args(Config.fromfile(str(config)),
-                                train_tool.parse_args([str(config)]))
+    cfg = merge_train_args(Config.fromfile(str(config)),
+                           parse_train_args([str(config)]))
     assert cfg.val_evaluator.type == 'KNNAccuracy'
-    cfg = train_tool.merge_args(
+    cfg = merge_train_args(
         Config.fromfile(str(config)),
-        train_tool.parse_args([str(config), '--no-validate']))
+        parse_train_args([str(config), '--no-validate']))
     assert cfg.val_cfg is None and cfg.val_dataloader is None and \
         cfg.val_evaluator is None
 
@@ -70,7 +79,7 @@ class _RecordingTrainRunner(Runner):
 
 
 def test_runner_type_is_honoured(train_tool):
-    cfg = merged(train_tool, 'dino_vitt_fmnist.py',
+    cfg = merged('dino_vitt_fmnist.py',
                  ['--cfg-options', 'runner_type=_RecordingTrainRunner'])
     assert train_tool.build_runner(cfg) == 'custom runner'
     assert _RecordingTrainRunner.built[-1].model.type == 'DINO'

@@ -3,7 +3,8 @@
 Times ``train_step`` of the joint and the decoupled config alternately on
 the same batches (the decoupled step includes its online-EM update, as
 ``OnlineEMHook`` runs it), prints the ratio decoupled / joint (target
-<= 1.03), then the EM-update / matmul ratio of ``benchmark_em.py``.
+<= 1.03), then the EM-update / matmul ratio of ``benchmark_em.py``
+(:func:`gmproto_mm.analysis.em_cost.measure_em_ratio`).
 
     python tools/analysis/benchmark.py                       # tiny, CPU
     python tools/analysis/benchmark.py --decoupled-options \\
@@ -12,11 +13,9 @@ the same batches (the decoupled step includes its online-EM update, as
         --decoupled configs/gm_dino_vitb_in1k.py --device cuda --batch 64
 """
 import argparse
-import importlib.util
 import logging
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Callable, List, Optional
 
@@ -26,13 +25,14 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from mmpretrain.registry import MODELS
+
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.analysis.em_cost import measure_em_ratio
+from gmproto_mm.models.utils import attach_em_updater
+from gmproto_mm.testing import random_batch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-import gmproto_mm  # noqa: E402,F401
-from gmproto_mm.models.utils import attach_em_updater  # noqa: E402
-from gmproto_mm.testing import random_batch  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -144,11 +144,7 @@ def main() -> None:
           f'{decoupled:.4f} s ({args.iters} each, alternating, same batches)')
     print(f'ratio decoupled/joint = {decoupled / joint:.3f} (target <= 1.03)')
     if not args.skip_em:
-        spec = importlib.util.spec_from_file_location(
-            'benchmark_em', osp.join(ROOT, 'tools/analysis/benchmark_em.py'))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        em = module.measure_em_ratio(65536, 256, 512, 5, args.device)
+        em = measure_em_ratio(65536, 256, 512, 5, args.device)
         print(f'EM update / matmul (K=65536, D=256, N=512): {em}')
 
 

@@ -21,63 +21,20 @@ Example::
         work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out usage.json
 """
 import argparse
-import json
-import sys
-from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))  # sibling tools
+import torch
+from mmpretrain.registry import DATASETS
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import default_collate  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
-
-import gmproto_mm  # noqa: E402,F401  (registers components)
-from gmproto_mm.models.heads import DecoupledGMMHead  # noqa: E402
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.analysis.checkpoint_cli import (checkpoint_parser,
+                                                load_model, report)
+from gmproto_mm.analysis.embeddings import embed_views, prediction_embeddings
+from gmproto_mm.models.heads import DecoupledGMMHead
 # the re-seeding rule's idle mark, the same constant, not a copy
-from gmproto_mm.models.mixture import IDLE_MASS  # noqa: E402
-from frozen_encoder_collapse import embed_views  # noqa: E402
+from gmproto_mm.models.mixture import IDLE_MASS
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-
-
-def checkpoint_parser(description: str) -> argparse.ArgumentParser:
-    """CONFIG, CHECKPOINT, ``--images``, ``--out`` and ``--cfg-options``:
-    the arguments of the tools that read one checkpoint."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('config', help='config file of the checkpoint')
-    parser.add_argument('checkpoint', help='checkpoint file (epoch_N.pth)')
-    parser.add_argument('--images', type=int, default=4096,
-                        help='test images to read (and as many training '
-                        'images where the tool reads those)')
-    parser.add_argument('--out', help='write the results to this JSON file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='override config keys')
-    return parser
-
-
-def load_model(args: argparse.Namespace) -> Tuple[Config, torch.nn.Module]:
-    """The config (options merged) and its model, weights from the
-    checkpoint, in eval mode."""
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    init_default_scope('mmpretrain')
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu',
-                    logger='silent')
-    return cfg, model.eval()
-
-
-def report(result: dict, out: Optional[str]) -> None:
-    """Print ``result`` as JSON, and write it to ``out`` if given."""
-    print(json.dumps(result, indent=2))
-    if out:
-        Path(out).write_text(json.dumps(result, indent=2) + '\n')
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,22 +42,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0,
                         help='which training images and crops')
     return parser.parse_args()
-
-
-@torch.no_grad()
-def test_embeddings(model: torch.nn.Module, dataset,
-                    num_images: int) -> torch.Tensor:
-    """Embeddings ``(N, D)`` of the first ``num_images`` images by the
-    model's prediction network (the teacher unless ``predict_with`` says
-    otherwise)."""
-    backbone, neck, _ = model._predict_parts()
-    rows = []
-    for start in range(0, min(num_images, len(dataset)), 256):
-        stop = min(start + 256, num_images, len(dataset))
-        batch = default_collate([dataset[i] for i in range(start, stop)])
-        inputs = model.data_preprocessor(batch, False)['inputs']
-        rows.append(neck(backbone(inputs))[0])
-    return torch.cat(rows).float()
 
 
 @torch.no_grad()
@@ -142,7 +83,8 @@ def main() -> None:
     _, crops = embed_views(model, train_set, args.images, args.seed)
     report(dict(
         test_images=usage(model.head,
-                          test_embeddings(model, test_set, args.images)),
+                          prediction_embeddings(model, test_set,
+                                                args.images)),
         training_crops=usage(model.head, crops[:, 0]),
         mixture=bookkeeping(model.head)), args.out)
 

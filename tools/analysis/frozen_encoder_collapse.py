@@ -28,23 +28,20 @@ encoder's: see docs/results.md. Example::
 """
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.model import ExponentialMovingAverage
+from mmengine.registry import init_default_scope
+from mmengine.runner import set_random_seed
+from mmpretrain.registry import DATASETS, MODELS
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import default_collate  # noqa: E402
-from mmengine.model import ExponentialMovingAverage  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import set_random_seed  # noqa: E402
-from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
-
-import gmproto_mm  # noqa: E402,F401  (registers components)
-from gmproto_mm.evaluation.functional.diversity import (  # noqa: E402
-    DEFAULT_THRESHOLDS, prototype_diversity)
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.analysis.embeddings import embed_views
+from gmproto_mm.evaluation.functional.diversity import (DEFAULT_THRESHOLDS,
+                                                        prototype_diversity)
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,27 +89,6 @@ def load_encoder(model: torch.nn.Module, checkpoint: str) -> None:
     if missing:
         raise ValueError(f'{checkpoint} lacks encoder weights of this '
                          f'config, e.g. {missing[:3]}')
-
-
-@torch.no_grad()
-def embed_views(model: torch.nn.Module, dataset, num_images: int,
-                seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Student and teacher embeddings ``(N, G, D)`` of G global views."""
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(dataset), generator=gen)[:num_images]
-    student, teacher = [], []
-    teacher_net = model.teacher.module
-    for start in range(0, len(order), 256):
-        batch = default_collate(
-            [dataset[int(i)] for i in order[start:start + 256]])
-        views = model.data_preprocessor(batch, True)['inputs']
-        views = views[:model.num_global_views]
-        student.append(torch.stack(
-            model._embed(model.backbone, model.neck, views), dim=1))
-        teacher.append(torch.stack(
-            model._embed(teacher_net['backbone'], teacher_net['neck'],
-                         views), dim=1))
-    return torch.cat(student).float(), torch.cat(teacher).float()
 
 
 def data_leaders(embeddings: torch.Tensor) -> Dict[str, int]:

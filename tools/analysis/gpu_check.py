@@ -15,7 +15,6 @@ banks are compared across ranks. See docs/gpu_check.md.
 import argparse
 import functools
 import gc
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -32,15 +31,17 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from mmpretrain.utils import get_ori_model
+
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.analysis.em_cost import (first_step_after_pooling,
+                                         measure_em_ratio)
+from gmproto_mm.apis import merge_train_args, parse_train_args
+from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
+from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks
+from gmproto_mm.testing import crop_sizes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-import gmproto_mm  # noqa: E402,F401
-from gmproto_mm.engine import CheckpointFitHook  # noqa: E402
-from gmproto_mm.engine import prepare_cpu_distributed  # noqa: E402
-from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks  # noqa: E402
-from gmproto_mm.testing import crop_sizes  # noqa: E402
-from mmpretrain.utils import get_ori_model  # noqa: E402
 
 CONFIGS = dict(
     gpu=dict(joint='configs/dino_vitb_in1k.py',
@@ -57,17 +58,6 @@ UNIT_NORM_TOL = 1e-5
 DIST_TIMEOUT_S = 300
 
 
-def _tool(path: str):
-    """A module of ``tools/`` loaded by path (``tools`` is no package)."""
-    spec = importlib.util.spec_from_file_location(
-        osp.splitext(osp.basename(path))[0], osp.join(ROOT, 'tools', path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_tool = _tool('train.py')  # its merge_args: --amp, --resume as trained
-benchmark_em = _tool('analysis/benchmark_em.py')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -131,8 +121,7 @@ def build_cfg(args: argparse.Namespace, name: str, work_dir: str,
             '--no-persistent-workers', '--amp' if cuda else '--no-pin-memory']
     if resume_from is not None:
         argv += ['--resume', resume_from]
-    cfg = train_tool.merge_args(Config.fromfile(config),
-                                train_tool.parse_args(argv))
+    cfg = merge_train_args(Config.fromfile(config), parse_train_args(argv))
     if cuda:  # mmengine's AmpOptimWrapper refuses the CPU
         cfg.optim_wrapper.dtype = args.amp_dtype
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -306,11 +295,10 @@ def em_check(args: argparse.Namespace) -> dict:
     runs = {}
     for label, n in (('this_run', args.batch * num_global),
                      ('recipe', recipe_n)):
-        runs[label] = benchmark_em.measure_em_ratio(K, D, n, args.em_repeats,
-                                                    device)
-        runs[f'{label}_options'] = benchmark_em.measure_em_ratio(
+        runs[label] = measure_em_ratio(K, D, n, args.em_repeats, device)
+        runs[f'{label}_options'] = measure_em_ratio(
             K, D, n, args.em_repeats, device, options)
-    runs['first_step_after_pooling'] = benchmark_em.first_step_after_pooling(
+    runs['first_step_after_pooling'] = first_step_after_pooling(
         K, D, recipe_n, device)
     return dict(device=device, recipe_gpus=gpus, options=options, **runs)
 

@@ -23,42 +23,22 @@ Example::
         --labels DINO GMM --out work_dirs/plots
 """
 import argparse
-import importlib.util
 import json
 import os.path as osp
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Dict, List, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-DEFAULT_THRESHOLDS = (0.025, 0.05, 0.1, 0.25, 0.5)
+from gmproto_mm.evaluation.functional import (  # noqa: E402
+    diversity, prototype_io)
 
-
-def _functional(name: str) -> ModuleType:
-    """Import ``gmproto_mm.evaluation.functional.<name>``; if the package
-    ``__init__`` cannot be imported, load the (self-contained) file."""
-    try:
-        return importlib.import_module(
-            f'gmproto_mm.evaluation.functional.{name}')
-    except Exception as err:  # noqa: BLE001 - fall back, but say so
-        path = (Path(__file__).resolve().parents[2] / 'gmproto_mm' /
-                'evaluation' / 'functional' / f'{name}.py')
-        print(f'note: importing gmproto_mm failed ({err!r}); loading {path}',
-              file=sys.stderr)
-        spec = importlib.util.spec_from_file_location(
-            f'_gmproto_functional_{name}', path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+DEFAULT_THRESHOLDS = diversity.DEFAULT_THRESHOLDS
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -150,8 +130,6 @@ def plot_trajectories(paths: Sequence[str], labels: Sequence[str],
 
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     args = parse_args(argv)
-    diversity = _functional('diversity')
-    prototype_io = _functional('prototype_io')
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = args.labels or [Path(c).stem for c in args.checkpoints]

@@ -15,8 +15,10 @@ digest of its resolved config: if a stored run's config resolves
 differently today (a default in the file changed), the tool stops instead
 of mixing the two. Never runs two trainings at once (two torch jobs on 2
 cores are ~10x slower).
-Writes ``--out`` (default ``docs/seed_study/results.json``) and, next to
-it, ``knn_vs_used.png``.
+Writes ``--out`` (default ``work_dirs/seed_study/results.json``, under the
+repository root) and, next to it, ``knn_vs_used.png``; the study data kept
+in the repository is written only when asked for, with ``--out
+docs/seed_study/results.json`` (its table: add ``--markdown``).
 """
 import argparse
 import hashlib
@@ -28,10 +30,11 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, TOOLS)
-from demo import ROOT, train_and_evaluate, training_records  # noqa: E402
+from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, train_and_evaluate,
+                                               training_records)
 
+#: Relative to the repository root (main() changes into it).
+DEFAULT_OUT = 'work_dirs/seed_study/results.json'
 # the measures of METHOD.md: k-NN, usage, uniqueness, embedding spread
 PLOT_X, PLOT_Y = 'prototypes/used_prototypes', 'knn/top1'
 PLOT_MARKERS = ('o', 's', '^', 'D', 'v')
@@ -54,9 +57,10 @@ def parse_args() -> argparse.Namespace:
                         help='k-NN bank images (0 = all)')
     parser.add_argument('--query-images', type=int, default=0,
                         help='k-NN queries (0 = all 10,000)')
-    parser.add_argument('--out', default='docs/seed_study/results.json',
+    parser.add_argument('--out', default=DEFAULT_OUT,
                         help='results JSON, read first: its runs are kept '
-                        'and skipped (the plot goes next to it)')
+                        'and skipped (the plot goes next to it); the '
+                        "repository's study is docs/seed_study/results.json")
     parser.add_argument('--work-dir', default='work_dirs/seed_study',
                         help="the runs' work directories")
     parser.add_argument('--markdown', action='store_true',
@@ -297,7 +301,7 @@ def eta_message(done: int, total: int, elapsed_s: float,
 
 def main() -> None:
     args = parse_args()
-    os.chdir(ROOT)
+    os.chdir(REPO_ROOT)
     if args.markdown:
         print(markdown_table(summarise(load_runs(args.out))))
         return

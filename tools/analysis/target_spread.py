@@ -23,19 +23,16 @@ Example::
     python tools/analysis/target_spread.py configs/gm_dino_vitt_fmnist.py \\
         work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out spread.json
 """
-import sys
-from pathlib import Path
 from typing import Dict, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
+import torch.nn.functional as F
+from mmpretrain.registry import DATASETS
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from mmpretrain.registry import DATASETS  # noqa: E402
-
-import gmproto_mm  # noqa: E402,F401  (registers components)
-from component_usage import (checkpoint_parser, load_model,  # noqa: E402
-                             report, test_embeddings)
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.analysis.checkpoint_cli import (checkpoint_parser,
+                                                load_model, report)
+from gmproto_mm.analysis.embeddings import prediction_embeddings
 
 EPSILONS = (0.1, 0.25, 0.5)
 
@@ -73,7 +70,8 @@ def main() -> None:
     args = checkpoint_parser(__doc__.split('\n')[0]).parse_args()
     cfg, model = load_model(args)
     dataset = DATASETS.build(cfg.test_dataloader.dataset.query)
-    embeds = F.normalize(test_embeddings(model, dataset, args.images), dim=1)
+    embeds = F.normalize(prediction_embeddings(model, dataset, args.images),
+                         dim=1)
     _, _, head_part = model._predict_parts()
     report(spread(model.head.assign(embeds, head_part), embeds,
                   model.head.bank(head_part).float()), args.out)

@@ -1,0 +1,23 @@
+"""What the user tools (``tools/train.py``, ``tools/test.py``) and the
+research tools share about running a config, as mmpretrain's ``apis``:
+importable, so that no tool loads another by path.
+
+* :mod:`.train_args` -- ``tools/train.py``'s command line and how its flags
+  change the config (``tools/analysis/gpu_check.py`` builds its runs the
+  same way).
+
+Research helpers (measurements, the demo's train-and-evaluate protocol)
+live in :mod:`gmproto_mm.analysis`. Neither package is imported by
+``import gmproto_mm``: they register nothing.
+
+Example:
+    >>> from mmengine.config import Config
+    >>> from gmproto_mm.apis import merge_train_args, parse_train_args
+    >>> args = parse_train_args(['configs/gm_dino_vitt_fmnist.py', '--amp'])
+    >>> cfg = merge_train_args(Config.fromfile(args.config), args)
+    >>> cfg.optim_wrapper.type
+    'AmpOptimWrapper'
+"""
+from .train_args import merge_train_args, parse_train_args
+
+__all__ = ['merge_train_args', 'parse_train_args']
