@@ -73,39 +73,6 @@ def test_responsibilities_as_teacher_targets():
                           num_prototypes=8, teacher_targets='posterior'))
 
 
-def test_softened_responsibility_targets():
-    """``target_beta`` < 1: targets are softmax(beta * log p), softer."""
-    from mmpretrain.registry import MODELS
-    heads = [MODELS.build(dict(type='DecoupledGMMHead', in_channels=16,
-                               num_prototypes=8, target_beta=beta,
-                               teacher_targets='responsibilities',
-                               gmm=dict(init='uniform', seed=3)))
-             for beta in (1.0, 0.2)]
-    normal = torch.nn.functional.normalize
-    student = [normal(torch.randn(6, 16), dim=1) for _ in range(3)]
-    teacher = [normal(torch.randn(6, 16), dim=1) for _ in range(2)]
-    for head in heads:
-        attach_em_updater(head, 'this test')
-        head.gmm.update(torch.cat(teacher))
-    sharp, soft = heads
-    torch.testing.assert_close(soft.gmm.means, sharp.gmm.means)
-    log_p = soft.gmm.log_prob(teacher[0])
-    expected = torch.softmax(0.2 * log_p, dim=1)
-    torch.testing.assert_close(soft.assign(teacher[0]), expected)
-    entropy = [torch.special.entr(h.assign(teacher[0])).sum(1).mean()
-               for h in heads]
-    assert entropy[1] > entropy[0]
-    assert not torch.allclose(soft.loss(student, teacher)['loss'],
-                              sharp.loss(student, teacher)['loss'])
-    for bad in (dict(target_beta=0.0), dict(target_beta=1.5),
-                dict(target_beta=0.5, teacher_targets='softmax')):
-        with pytest.raises(ValueError, match='target_beta'):
-            MODELS.build(dict(dict(type='DecoupledGMMHead', in_channels=16,
-                                   num_prototypes=8,
-                                   teacher_targets='responsibilities'),
-                              **bad))
-
-
 def test_missing_hook_is_a_clear_error():
     model = tiny_gm_dino()
     for _ in range(3):

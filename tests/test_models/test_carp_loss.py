@@ -271,12 +271,11 @@ def test_step_and_evaluation_assignment(head):
 
 def test_posterior_targets_are_restricted_and_renormalised_per_block():
     """DecoupledGMMHead(teacher_targets='responsibilities') with CARP: in
-    every block the teacher's target is the mixture posterior (at
-    target_beta) restricted to the block and renormalised, computed in
-    float64 from the full-K posterior."""
+    every block the teacher's target is the mixture posterior restricted
+    to the block and renormalised, computed in float64 from the full-K
+    log-posterior."""
     torch.manual_seed(0)
     model = carp_dino('DecoupledGMMHead', teacher_targets='responsibilities',
-                      target_beta=0.01,
                       gmm=dict(init='sample'))  # K = 64 rows pooled
     attach_em_updater(model, 'this test')
     head = model.head
@@ -286,12 +285,12 @@ def test_posterior_targets_are_restricted_and_renormalised_per_block():
     teacher = [torch.randn(4, 16, generator=gen) for _ in range(2)]
     got = head.loss(student, teacher, iteration=3)
     blocks = head.loss_module.partition(3)
-    posterior = [torch.softmax(0.01 * head.gmm.log_prob(z).double(), dim=1)
-                 for z in teacher]
+    log_posterior = [torch.log_softmax(head.gmm.log_prob(z).double(), dim=1)
+                     for z in teacher]
     # targets as log-probabilities: the reference's block softmax of
     # log r restricts r to the block and renormalises it
     cons, kl = reference_carp([head.logits(z) for z in student],
-                              [r.log() for r in posterior], blocks)
+                              log_posterior, blocks)
     torch.testing.assert_close(got['loss_consistency'].double(), cons,
                                rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got['loss_kl'].double(), kl, rtol=1e-5,
@@ -303,5 +302,5 @@ def test_posterior_targets_are_restricted_and_renormalised_per_block():
     # the evaluation assignment follows the targets
     torch.testing.assert_close(head.assign(teacher[0]).double(),
                                torch.softmax(head.gmm.log_prob(
-                                   teacher[0]).double() * 0.01, dim=1),
+                                   teacher[0]).double(), dim=1),
                                rtol=1e-5, atol=1e-7)

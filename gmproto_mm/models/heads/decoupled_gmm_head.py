@@ -46,16 +46,12 @@ class DecoupledGMMHead(BasePrototypeHead):
             of the teacher embeddings, no centring (an option of the
             method's specification; the evaluation assignment follows).
             Needs ``DINOLoss`` (its ``cross_view_loss``) or ``CARPLoss``,
-            which is given ``target_beta * log p_nk`` as teacher logits, so
+            which is given ``log p_nk`` as teacher logits, so
             that each block's target is the posterior restricted to the
             block and renormalised. Until the first EM update initialises
             the mixture, the softmax targets are used. Cost: one
             ``(B, 2D+1) x (2D+1, K)`` matmul per global view, ``O(B K D)``,
             about twice the teacher's logits. Defaults to ``'softmax'``.
-        target_beta (float): Inverse temperature in (0, 1] of the
-            ``'responsibilities'`` targets, ``softmax_k(target_beta *
-            log p_nk)`` (ours; 1: the posterior itself, < 1 softer; the EM
-            step keeps its own beta). Defaults to 1.0.
         max_cached_batches (int): Error out if this many teacher batches
             pile up unconsumed (``OnlineEMHook`` missing). Defaults to 1024.
         config_key (str): Where this head sits in the config, named by the
@@ -71,7 +67,6 @@ class DecoupledGMMHead(BasePrototypeHead):
                  gmm: Optional[dict] = None,
                  loss: dict = dict(type='DINOLoss'),
                  teacher_targets: str = 'softmax',
-                 target_beta: float = 1.0,
                  max_cached_batches: int = 1024,
                  config_key: str = 'model.head',
                  init_cfg: Optional[dict] = None) -> None:
@@ -86,14 +81,7 @@ class DecoupledGMMHead(BasePrototypeHead):
             raise ValueError("teacher_targets='responsibilities' needs a "
                              'loss that takes targets (DINOLoss, CARPLoss), '
                              f'got {type(self.loss_module).__name__}')
-        if not 0.0 < target_beta <= 1.0:
-            raise ValueError(f'target_beta must be in (0, 1], got '
-                             f'{target_beta!r}')
-        if target_beta != 1.0 and teacher_targets != 'responsibilities':
-            raise ValueError("target_beta only acts on teacher_targets="
-                             "'responsibilities'; set that or drop it")
         self.teacher_targets = teacher_targets
-        self.target_beta = float(target_beta)
         self.em_bank = GMMPrototypeBank(num_prototypes, in_channels, gmm,
                                         max_cached_batches,
                                         f'{config_key}.gmm')
@@ -130,15 +118,13 @@ class DecoupledGMMHead(BasePrototypeHead):
         student_logits = [self.logits(z) for z in student_embeds]
         if getattr(self.loss_module, 'teacher_logits_are_log_targets',
                    False):
-            # CARP: target_beta * log p_nk in place of the teacher logits;
+            # CARP: log p_nk in place of the teacher logits;
             # the block softmax is the posterior restricted to the block
             # and renormalised, computed without underflow
-            log_targets = [self.gmm.log_prob(z).mul_(self.target_beta)
-                           for z in teacher_embeds]
+            log_targets = [self.gmm.log_prob(z) for z in teacher_embeds]
             self.observe_teacher(teacher_embeds)
             return self.loss_terms(student_logits, log_targets, iteration)
-        targets = [self.gmm.responsibilities(z, self.target_beta)
-                   for z in teacher_embeds]
+        targets = [self.gmm.responsibilities(z) for z in teacher_embeds]
         self.observe_teacher(teacher_embeds)
         return dict(loss=self.loss_module.cross_view_loss(student_logits,
                                                           targets))
@@ -149,4 +135,4 @@ class DecoupledGMMHead(BasePrototypeHead):
                teacher_module: Optional[nn.Module] = None) -> torch.Tensor:
         if not self._use_responsibilities():
             return super().assign(embeds, teacher_module)
-        return self.gmm.responsibilities(embeds, self.target_beta)
+        return self.gmm.responsibilities(embeds)
