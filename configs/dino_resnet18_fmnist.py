@@ -16,7 +16,7 @@ def _view(size, scale):
         dict(type='RandomResizedCrop', scale=size, crop_ratio_range=scale,
              backend='pillow'),
         dict(type='RandomApply', prob=0.8, transforms=[
-            dict(type='ColorJitter', brightness=0.4, contrast=0.4)]),
+            dict(type='NumpySafeColorJitter', brightness=0.4, contrast=0.4)]),
         dict(type='RandomFlip', prob=0.5),
     ]
 

@@ -8,7 +8,7 @@ num_crops = [2, 10]  # [global, local]
 batch_size = 128  # per GPU; 1024 in total on 8 GPUs
 color_jitter = dict(
     type='RandomApply', prob=0.8, transforms=[
-        dict(type='ColorJitter', brightness=0.4, contrast=0.4,
+        dict(type='NumpySafeColorJitter', brightness=0.4, contrast=0.4,
              saturation=0.2, hue=0.1)])
 grayscale = dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
                  channel_weights=(0.114, 0.587, 0.2989))

@@ -1,7 +1,8 @@
-# mmpretrain's own SwAV config, unmodified, with decoupled prototypes: the
-# Sinkhorn codes are computed against fixed GMM means that OnlineEMHook fits
-# to the assigned views' embeddings, with the EM method of the decoupled DINO
-# configs. Only the loss type and the hooks change.
+# mmpretrain's own SwAV config with decoupled prototypes: the Sinkhorn codes
+# are computed against fixed GMM means that OnlineEMHook fits to the
+# assigned views' embeddings, with the EM method of the decoupled DINO
+# configs. Only the loss type, the hooks and the ColorJitter type (ours,
+# numpy-2-safe) change.
 _base_ = [
     'mmpretrain::swav/swav_resnet50_8xb32-mcrop-coslr-200e_in1k-224px-96px.py',
     './_base_/decoupled_gmm.py'
@@ -17,9 +18,25 @@ model = dict(
                      beta_iters=5000,       # about one epoch (5,005 iters)
                      reseed_start=5000))))  # no lr warm-up: after beta
 
-# mmengine 0.10.7 tags every dict of a `pkg::` base config with `_scope_`,
-# and the Runner passes it on to the collate function, which rejects it.
-train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
+
+def _numpy_safe(view):
+    # the view's ColorJitter (in its RandomApply) swapped for ours
+    jitter, = view[1].transforms
+    return [view[0], dict(view[1], transforms=[
+        dict(jitter, type='NumpySafeColorJitter')]), *view[2:]]
+
+
+train_dataloader = dict(
+    # mmengine 0.10.7 tags every dict of a `pkg::` base config with
+    # `_scope_`, which the collate function rejects
+    collate_fn=dict(_delete_=True, type='default_collate'),
+    dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='MultiView', num_views=_base_.num_crops,
+             transforms=[_numpy_safe(_base_.view_pipeline1),
+                         _numpy_safe(_base_.view_pipeline2)]),
+        dict(type='PackInputs'),
+    ]))
 
 custom_hooks = [
     dict(  # SwAV's own hook, as in the base config (its queue is used as is)
