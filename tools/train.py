@@ -7,11 +7,12 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import gmproto_mm  # noqa: F401  (registers components, applies compat)
-from gmproto_mm.compat import flush_cpu_denormals
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.compat import flush_cpu_denormals, use_full_checkpoint_loader
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 
 flush_cpu_denormals()  # before torch starts its CPU threads
+use_full_checkpoint_loader()  # --resume / load_from under torch >= 2.6
 
 
 def parse_args(argv=None) -> argparse.Namespace:

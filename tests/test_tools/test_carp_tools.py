@@ -9,6 +9,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner, load_checkpoint
 from mmpretrain.registry import MODELS
 
+from gmproto_mm.compat import use_full_checkpoint_loader
 from gmproto_mm.evaluation.functional.diversity import usage_perplexity
 from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, SMALL_TEST_OPTIONS,
                             run_tool)
@@ -22,6 +23,7 @@ def carp_usage(config: str, ckpt: str, options) -> dict:
     cfg.merge_from_dict({k: DictAction._parse_iterable(v)
                          for k, v in (o.split('=', 1) for o in options)})
     model = MODELS.build(cfg.model)
+    use_full_checkpoint_loader()  # tools/train.py's checkpoint, torch >= 2.6
     load_checkpoint(model, ckpt, map_location='cpu')
     model.eval()
     embeds, bank = [], None

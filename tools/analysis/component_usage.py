@@ -38,6 +38,7 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
 
 import gmproto_mm  # noqa: E402,F401  (registers components)
+gmproto_mm.compat.use_full_checkpoint_loader()  # load_checkpoint below
 from gmproto_mm.models.heads import DecoupledGMMHead  # noqa: E402
 # the re-seeding rule's idle mark, the same constant, not a copy
 from gmproto_mm.models.mixture import IDLE_MASS  # noqa: E402

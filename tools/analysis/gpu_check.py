@@ -36,6 +36,7 @@ from mmengine.runner import Runner
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 import gmproto_mm  # noqa: E402,F401
+gmproto_mm.compat.use_full_checkpoint_loader()  # its resume stage
 from gmproto_mm.engine import CheckpointFitHook  # noqa: E402
 from gmproto_mm.engine import prepare_cpu_distributed  # noqa: E402
 from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks  # noqa: E402

@@ -34,6 +34,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from gmproto_mm.compat import use_full_checkpoint_loader
+
 PREFIXES = dict(teacher='teacher.module.backbone.', student='backbone.')
 # parameters of our backbones that mmpretrain's have not: dropped
 DROPPED_KEYS = ('mask_token', )  # MaskedVisionTransformer (iBOT)
@@ -151,6 +153,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    use_full_checkpoint_loader()  # a training checkpoint, under torch >= 2.6
     out = export_backbone(args.src, args.dst, args.network)
     meta = out['meta']
     print(f'{meta["network"]} backbone, {len(out["state_dict"])} tensors '
