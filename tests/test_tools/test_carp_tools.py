@@ -37,8 +37,9 @@ def carp_usage(config: str, ckpt: str, options) -> dict:
             'soft_perplexity': usage_perplexity(probs.sum(0))}
 
 
-@pytest.mark.parametrize('config', ['carp_vitt_fmnist.py',
-                                    'gm_carp_vitt_fmnist.py'])
+@pytest.mark.parametrize('config', [
+    'carp/carp_vit-tiny-p8_1xb64-3e_fmnist.py',
+    'carp/carp-gmm_vit-tiny-p8_1xb64-3e_fmnist.py'])
 def test_train_resume_then_test_on_tiny_carp(config, tmp_path, fmnist_root):
     """2 epochs of 2 iterations at once equal 1 + --resume 1, bit for bit:
     the partitions after the resume are the uninterrupted run's (the

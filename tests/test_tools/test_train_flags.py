@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from tests.conftest import REPO_ROOT, load_tool
+from tests.conftest import DECOUPLED_FMNIST, JOINT_FMNIST, REPO_ROOT, load_tool
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def merged(tool, config, argv):
 
 
 def test_cfg_options_win_over_the_flags(train_tool):
-    cfg = merged(train_tool, 'gm_dino_vitt_fmnist.py', [
+    cfg = merged(train_tool, DECOUPLED_FMNIST, [
         '--work-dir', 'flag_dir', '--amp', '--resume', 'a.pth',
         '--no-pin-memory', '--cfg-options', 'work_dir=option_dir',
         'optim_wrapper.type=OptimWrapper', 'load_from=b.pth',
@@ -36,7 +36,7 @@ def test_cfg_options_win_over_the_flags(train_tool):
     assert cfg.resume is True and cfg.load_from == 'b.pth'
     assert cfg.train_dataloader.pin_memory is True
     # and the flags alone
-    cfg = merged(train_tool, 'gm_dino_vitt_fmnist.py',
+    cfg = merged(train_tool, DECOUPLED_FMNIST,
                  ['--work-dir', 'flag_dir', '--amp', '--no-pin-memory'])
     assert cfg.work_dir == 'flag_dir'
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
@@ -46,8 +46,9 @@ def test_cfg_options_win_over_the_flags(train_tool):
 def test_no_validate_drops_the_online_knn(train_tool, tmp_path):
     config = tmp_path / 'knn_val.py'
     config.write_text(
-        f"_base_ = ['{REPO_ROOT}/configs/gm_dino_vitt_fmnist.py',\n"
-        f"          '{REPO_ROOT}/configs/_base_/knn_val.py']\n")
+        f"_base_ = ['{REPO_ROOT}/configs/{DECOUPLED_FMNIST}',\n"
+        f"          '{REPO_ROOT}/configs/_base_/datasets/"
+        "fmnist_knn-val.py']\n")
     cfg = train_tool.merge_args(Config.fromfile(str(config)),
                                 train_tool.parse_args([str(config)]))
     assert cfg.val_evaluator.type == 'KNNAccuracy'
@@ -70,7 +71,7 @@ class _RecordingTrainRunner(Runner):
 
 
 def test_runner_type_is_honoured(train_tool):
-    cfg = merged(train_tool, 'dino_vitt_fmnist.py',
+    cfg = merged(train_tool, JOINT_FMNIST,
                  ['--cfg-options', 'runner_type=_RecordingTrainRunner'])
     assert train_tool.build_runner(cfg) == 'custom runner'
     assert _RecordingTrainRunner.built[-1].model.type == 'DINO'

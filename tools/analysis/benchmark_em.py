@@ -9,7 +9,7 @@ as JSON (``--out``, default ``work_dirs/benchmark_em.json``):
 * per N in ``--batches`` (default 1,024 and 8,192) at K = 65,536, D = 256:
   the median update / matmul ratio and the update's peak memory for the
   paper's method (class defaults: ``init='sample'`` after pooling K rows)
-  and for the decoupled configs' method (``configs/_base_/decoupled_gmm.py``:
+  and for the decoupled configs' method (``configs/_base_/models/decoupled_gmm.py``:
   uniform means, re-seeding from the first update, merging, stale decay);
 * iBOT's patch bank (K = 8,192, ~60,000 rows from 8 GPUs) with the options;
 * the first EM step after pooling (class defaults) at K = 16,384 and 65,536:
@@ -40,7 +40,7 @@ from gmproto_mm.evaluation.functional import prototype_diversity
 from gmproto_mm.models.mixture import OnlineGaussianMixture
 from gmproto_mm.testing import drifting_clusters, stream_scale_check
 
-#: The EM options of configs/_base_/decoupled_gmm.py, re-seeding from the
+#: The EM options of configs/_base_/models/decoupled_gmm.py, re-seeding from the
 #: first update (the configs start after the lr warm-up) so it is timed.
 DEFAULT_OPTIONS = dict(init='uniform', reseed_rate=1 / 32, reseed_start=0,
                        merge_within=0.1, stale_decay=0.02)

@@ -17,7 +17,7 @@ compares three views of "in use", so that idle or stale components show:
 
 Example::
 
-    python tools/analysis/component_usage.py configs/gm_dino_vitt_fmnist.py \\
+    python tools/analysis/component_usage.py configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py \\
         work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out usage.json
 """
 import argparse

@@ -20,7 +20,7 @@ prototype, averaged over the images:
 
 Example::
 
-    python tools/analysis/target_spread.py configs/gm_dino_vitt_fmnist.py \\
+    python tools/analysis/target_spread.py configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py \\
         work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out spread.json
 """
 import sys
