@@ -1,10 +1,17 @@
-"""Fixes for library versions this project runs on, applied once on import.
+"""Fixes for library versions this project runs on, each applied where it
+is asked for: importing ``gmproto_mm`` changes no other library.
 
-Each fix is small and says why it exists. The numpy-2-safe ``ColorJitter``
-lives in :mod:`gmproto_mm.datasets.transforms.color_jitter` (it replaces
-mmpretrain's registration when ``gmproto_mm`` is imported). Imported first
-by ``gmproto_mm``, it also checks that an mmcv flavour is installed
-(:func:`require_mmcv`) before anything imports mmpretrain.
+Each fix is small and says why it exists:
+
+* :func:`use_full_checkpoint_loader`: mmengine's local checkpoint loader,
+  readable under torch >= 2.6; our tools call it at start-up.
+* ``NumpySafeColorJitter`` (:mod:`gmproto_mm.datasets.transforms.
+  color_jitter`): mmpretrain's ``ColorJitter`` under numpy 2 and on gray
+  images, registered under its own name; our configs name it.
+
+Imported first by ``gmproto_mm``, this module also checks that an mmcv
+flavour is installed (:func:`require_mmcv`) before anything imports
+mmpretrain.
 """
 import importlib.util
 import os.path as osp
@@ -49,14 +56,8 @@ def require_mmcv() -> None:
 
 
 def _load_local_checkpoint(filename: str, map_location=None) -> dict:
-    """mmengine's local checkpoint loader, readable under torch >= 2.6.
-
-    Why: torch >= 2.6 loads with ``weights_only=True`` by default, but
-    mmengine 0.10.7 pickles its message hub (``HistoryBuffer`` objects with
-    numpy arrays and bound methods, reduced through ``getattr``) into every
-    checkpoint, so ``--resume`` fails. Allow-listing ``getattr`` would make
-    the safe loader unsafe anyway, so local checkpoints (the user's own
-    files, as before torch 2.6) load with ``weights_only=False``.
+    """mmengine's local checkpoint loader with ``weights_only=False`` and an
+    error that names a corrupt file (see :func:`use_full_checkpoint_loader`).
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -91,13 +92,29 @@ def flush_cpu_denormals() -> None:
     torch.set_flush_denormal(True)  # False (no-op) on CPUs without SSE3
 
 
-def apply() -> None:
-    """Apply every fix (idempotent)."""
-    # Replaces mmengine's default ('' prefix) scheme through its own
-    # registration API; remote schemes are untouched.
+def use_full_checkpoint_loader() -> None:
+    """Make mmengine load local checkpoints in full (idempotent).
+
+    Needed with torch >= 2.6 and mmengine <= 0.10.7 (the latest release at
+    the time of writing): torch 2.6 made ``torch.load`` default to
+    ``weights_only=True``, but mmengine's local loader calls it without the
+    argument while its ``Runner`` pickles the message hub (``HistoryBuffer``
+    objects with numpy arrays and bound methods, reduced through
+    ``getattr``) into every checkpoint, so ``--resume``, ``load_from`` and
+    ``load_checkpoint`` of a training checkpoint fail. Allow-listing
+    ``getattr`` would make the safe loader unsafe anyway, so local
+    checkpoints (the user's own files, as before torch 2.6) load with
+    ``weights_only=False``. With torch < 2.6 that is torch's default, and
+    the loader adds only an error that names a truncated or corrupt file
+    (torch names neither the file nor the cause).
+
+    This replaces mmengine's default (``''`` prefix) scheme for the whole
+    process, through mmengine's own registration API (remote schemes are
+    untouched), so it is not done on import: ``tools/train.py``,
+    ``tools/test.py`` and the tools that load checkpoints call it.
+    """
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_local_checkpoint, force=True)
 
 
 require_mmcv()
-apply()

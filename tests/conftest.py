@@ -17,6 +17,9 @@ init_default_scope('mmpretrain')  # what the configs' default_scope does
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST_ROOT = osp.join(REPO_ROOT, 'data', 'fashion-mnist')
+# the configs most tests train and evaluate, relative to configs/
+JOINT_FMNIST = 'dino/dino_vit-tiny-p8_1xb64-3e_fmnist.py'
+DECOUPLED_FMNIST = 'dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py'
 
 
 @pytest.fixture(autouse=True)

@@ -27,10 +27,10 @@ from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, evaluate_checkpoint,
 THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
 MODELS = {
     # name: (config, long-tailed config)
-    'baseline': ('configs/dino_vitt_fmnist.py',
-                 'configs/dino_vitt_fmnist_lt.py'),
-    'decoupled': ('configs/gm_dino_vitt_fmnist.py',
-                  'configs/gm_dino_vitt_fmnist_lt.py'),
+    'baseline': ('configs/dino/dino_vit-tiny-p8_1xb64-3e_fmnist.py',
+                 'configs/dino/dino_vit-tiny-p8_1xb64-3e_fmnist-lt.py'),
+    'decoupled': ('configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py',
+                  'configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist-lt.py'),
 }
 # results.json keys and table headers, in table order; the references have
 # no frozen-encoder rows (they print '-')

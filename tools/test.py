@@ -18,13 +18,14 @@ from mmengine.runner import Runner
 from mmengine.utils import mkdir_or_exist
 from mmpretrain.utils import get_ori_model
 
-import gmproto_mm  # noqa: F401  (registers components, applies compat)
-from gmproto_mm.compat import flush_cpu_denormals
+import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.compat import flush_cpu_denormals, use_full_checkpoint_loader
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 from gmproto_mm.engine.hooks import find_em_banks
 from gmproto_mm.evaluation import DumpPredictions, KNNAccuracy
 
 flush_cpu_denormals()  # before torch starts its CPU threads
+use_full_checkpoint_loader()  # the checkpoint, under torch >= 2.6
 
 
 def parse_args(argv=None) -> argparse.Namespace:

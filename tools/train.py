@@ -4,12 +4,13 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import gmproto_mm  # noqa: F401  (registers components, applies compat)
+import gmproto_mm  # noqa: F401  (registers components)
 from gmproto_mm.apis import merge_train_args, parse_train_args
-from gmproto_mm.compat import flush_cpu_denormals
+from gmproto_mm.compat import flush_cpu_denormals, use_full_checkpoint_loader
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 
 flush_cpu_denormals()  # before torch starts its CPU threads
+use_full_checkpoint_loader()  # --resume / load_from under torch >= 2.6
 
 
 def build_runner(cfg: Config) -> Runner:

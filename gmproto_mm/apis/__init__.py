@@ -13,7 +13,7 @@ live in :mod:`gmproto_mm.analysis`. Neither package is imported by
 Example:
     >>> from mmengine.config import Config
     >>> from gmproto_mm.apis import merge_train_args, parse_train_args
-    >>> args = parse_train_args(['configs/gm_dino_vitt_fmnist.py', '--amp'])
+    >>> args = parse_train_args(['configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py', '--amp'])
     >>> cfg = merge_train_args(Config.fromfile(args.config), args)
     >>> cfg.optim_wrapper.type
     'AmpOptimWrapper'

@@ -25,7 +25,7 @@ def parse_train_args(argv: Optional[Sequence[str]] = None
     parser.add_argument(
         '--no-validate', action='store_true',
         help='skip the validation during training (e.g. the online k-NN '
-        'of configs/_base_/knn_val.py)')
+        'of configs/_base_/datasets/fmnist_knn-val.py)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by actual / base batch size')
     parser.add_argument('--no-pin-memory', action='store_true',

@@ -15,7 +15,7 @@ from gmproto_mm.analysis.checkpoint_cli import (checkpoint_parser,
 from gmproto_mm.analysis.embeddings import embed_views, prediction_embeddings
 from tests.conftest import FMNIST_ROOT, REPO_ROOT
 
-CONFIG = osp.join(REPO_ROOT, 'configs', 'gm_dino_vitt_fmnist.py')
+CONFIG = osp.join(REPO_ROOT, 'configs', 'dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py')
 
 
 def test_checkpoint_parser_defaults_and_options():

@@ -1,5 +1,5 @@
-"""The numpy-2-safe ColorJitter: its hue step runs and rotates the hue as
-a plain colorsys reference does."""
+"""NumpySafeColorJitter: its hue step runs and rotates the hue as a plain
+colorsys reference does."""
 import colorsys
 
 import mmcv
@@ -57,12 +57,12 @@ def test_adjust_hue_matches_colorsys(hue_factor: float) -> None:
 def test_transform_runs_the_hue_step_with_a_negative_factor(
         monkeypatch) -> None:
     """mmcv's own adjust_hue overflows under numpy 2 for negative factors;
-    the registered ColorJitter runs its hue step through ours."""
+    the registered NumpySafeColorJitter runs its hue step through ours."""
     img = colour_image()
     if int(np.__version__.split('.')[0]) >= 2:
         with pytest.raises(OverflowError):
             mmcv.adjust_hue(img, -0.2)
-    jitter = TRANSFORMS.build(dict(type='ColorJitter', hue=0.3))
+    jitter = TRANSFORMS.build(dict(type='NumpySafeColorJitter', hue=0.3))
     assert 'gmproto_mm' in type(jitter).__module__
     # only the hue step (index 3), with a negative factor
     monkeypatch.setattr(jitter, '_rand_params',

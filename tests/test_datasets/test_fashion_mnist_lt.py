@@ -130,12 +130,13 @@ def test_builds_from_registry(fmnist_root):
 
 
 @pytest.mark.parametrize(
-    'name', ['dino_vitt_fmnist_lt.py', 'gm_dino_vitt_fmnist_lt.py'])
+    'name', ['dino/dino_vit-tiny-p8_1xb64-3e_fmnist-lt.py',
+             'dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist-lt.py'])
 def test_lt_configs_build_their_dataset(name, fmnist_root):
     from mmpretrain.registry import DATASETS
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
     base = Config.fromfile(
-        osp.join(REPO_ROOT, 'configs', name.replace('_lt', '')))
+        osp.join(REPO_ROOT, 'configs', name.replace('_fmnist-lt', '_fmnist')))
     dataset_cfg = cfg.train_dataloader.dataset
     assert dataset_cfg.type == 'FashionMNISTLT'
     assert dataset_cfg.imbalance_factor == 100 and dataset_cfg.seed == 0

@@ -1,8 +1,8 @@
 """Run under torchrun by test_online_em_hook.py (not collected by pytest).
 
 Each rank: (1) gathers unequal-size rows with ``all_gather_rows`` and runs
-one EM update on them; (2) trains ``gm_dino_vitt_fmnist`` briefly with the
-drift check off, recording its own cached embeddings and the rows each EM
+one EM update on them; (2) trains the decoupled tiny-ViT config briefly
+with the drift check off, recording its own cached embeddings and the rows each EM
 update received; (3) plants drift on rank 1 and calls ``check_sync``; then
 saves everything to ``OUT/rank{r}.pth`` for the test to compare.
 """

@@ -7,7 +7,8 @@ import pytest
 from torch import nn
 
 from gmproto_mm.engine import CheckpointFitHook, checkpoint_mismatches
-from tests.conftest import run_tool, save_fresh_checkpoint
+from tests.conftest import (DECOUPLED_FMNIST, JOINT_FMNIST, run_tool,
+                            save_fresh_checkpoint)
 
 
 def test_fitting_state_dict_passes():
@@ -40,15 +41,15 @@ def test_names_missing_unexpected_and_shape_mismatches():
 def test_tools_test_rejects_another_configs_checkpoint(tmp_path):
     """A decoupled checkpoint under the joint config: clear error, no
     metrics (non-strict loading would report the random last layer)."""
-    ckpt = save_fresh_checkpoint('gm_dino_vitt_fmnist.py', tmp_path / 'gm.pth')
+    ckpt = save_fresh_checkpoint(DECOUPLED_FMNIST, tmp_path / 'gm.pth')
     out = tmp_path / 'metrics.json'
     proc = run_tool(
-        [sys.executable, 'tools/test.py', 'configs/dino_vitt_fmnist.py',
+        [sys.executable, 'tools/test.py', f'configs/{JOINT_FMNIST}',
          ckpt, '--work-dir', str(tmp_path), '--out', str(out),
          '--out-item', 'metrics'],
         timeout=300, check=False)
     assert proc.returncode != 0
-    assert 'does not fit the model of configs/dino_vitt_fmnist.py' in \
+    assert f'does not fit the model of configs/{JOINT_FMNIST}' in \
         proc.stderr
     assert 'head.em_bank.gmm.mu' in proc.stderr  # named, not in the model
     assert not out.exists()

@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from gmproto_mm.models.utils import attach_em_updater
-from tests.conftest import SMALL_OPTIONS, run_tool, small_cfg
+from tests.conftest import DECOUPLED_FMNIST, SMALL_OPTIONS, run_tool, small_cfg
 from tests.test_models.test_dino import multicrop
 from tests.test_models.test_ibot import tiny_ibot
 
@@ -36,9 +36,9 @@ def _run(config, tmp_path, hooks):
     return runner, counter
 
 
-@pytest.mark.parametrize('config', ['gm_dino_vitt_fmnist.py',
-                                    'gm_swav_resnet18_fmnist.py',
-                                    'gm_ibot_vitt_fmnist.py'])
+@pytest.mark.parametrize('config', [
+    DECOUPLED_FMNIST, 'swav/swav-gmm_resnet18_1xb64-coslr-10e_fmnist.py',
+    'ibot/ibot-gmm_vit-tiny-p4_1xb64-3e_fmnist.py'])
 def test_without_hook_stops_at_first_iteration(config, tmp_path,
                                                fmnist_root):
     runner, counter = _run(config, tmp_path, [])
@@ -50,7 +50,7 @@ def test_without_hook_stops_at_first_iteration(config, tmp_path,
 
 def test_with_hook_trains(tmp_path, fmnist_root):
     # (every Fashion-MNIST config trains with its hooks: test_configs.py)
-    runner, counter = _run('gm_dino_vitt_fmnist.py', tmp_path,
+    runner, counter = _run(DECOUPLED_FMNIST, tmp_path,
                            [dict(type='OnlineEMHook')])
     runner.train()
     assert counter.iters == 2
@@ -68,7 +68,7 @@ def test_ibot_patch_bank_is_guarded_too():
 
 def test_train_tool_exits_nonzero_without_hook(tmp_path, fmnist_root):
     out = run_tool([sys.executable, 'tools/train.py',
-                    'configs/gm_dino_vitt_fmnist.py', '--work-dir',
+                    f'configs/{DECOUPLED_FMNIST}', '--work-dir',
                     str(tmp_path), '--cfg-options'] + SMALL_OPTIONS +
                    ['custom_hooks=[]'], check=False)
     assert out.returncode != 0

@@ -1,18 +1,19 @@
-"""configs/_base_/knn_val.py: online k-NN validation through mmengine's
-ValLoop, its scalars in the message hub and in the vis backends' log."""
+"""configs/_base_/datasets/fmnist_knn-val.py: online k-NN validation
+through mmengine's ValLoop, its scalars in the message hub and in the vis
+backends' log."""
 import json
 import os.path as osp
 
 from mmengine.runner import Runner
 
-from tests.conftest import FMNIST_ROOT, REPO_ROOT, small_cfg
+from tests.conftest import DECOUPLED_FMNIST, FMNIST_ROOT, REPO_ROOT, small_cfg
 
 
 def test_knn_val_logs_top1_beside_the_training_scalars(tmp_path, fmnist_root):
     config = tmp_path / 'gm_dino_knn_val.py'  # what docs/components.md shows
     config.write_text(
-        f"_base_ = ['{REPO_ROOT}/configs/gm_dino_vitt_fmnist.py',\n"
-        f"          '{REPO_ROOT}/configs/_base_/knn_val.py']\n"
+        f"_base_ = ['{REPO_ROOT}/configs/{DECOUPLED_FMNIST}',\n"
+        f"          '{REPO_ROOT}/configs/_base_/datasets/fmnist_knn-val.py']\n"
         'train_cfg = dict(val_interval=1)\n')
     work = tmp_path / 'work'
     val = 'val_dataloader.dataset.'

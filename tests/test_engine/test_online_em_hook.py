@@ -12,8 +12,8 @@ from mmengine.runner import Runner
 from gmproto_mm.engine.hooks import all_gather_rows, find_em_banks
 from gmproto_mm.models import OnlineGaussianMixture
 from gmproto_mm.models.utils import attach_em_updater
-from tests.conftest import (FMNIST_ROOT, REPO_ROOT, free_port, run_tool,
-                            small_cfg)
+from tests.conftest import (DECOUPLED_FMNIST, FMNIST_ROOT, JOINT_FMNIST,
+                            REPO_ROOT, free_port, run_tool, small_cfg)
 from tests.test_models.test_dino import multicrop, tiny_dino
 
 
@@ -82,7 +82,7 @@ def test_missing_hook_is_a_clear_error():
 
 
 def test_hook_without_bank_is_a_clear_error(tmp_path, fmnist_root):
-    cfg = small_cfg('dino_vitt_fmnist.py', str(tmp_path))
+    cfg = small_cfg(JOINT_FMNIST, str(tmp_path))
     cfg.custom_hooks = [dict(type='OnlineEMHook')]
     with pytest.raises(ValueError, match='no prototype bank'):
         Runner.from_cfg(cfg).train()
@@ -91,7 +91,7 @@ def test_hook_without_bank_is_a_clear_error(tmp_path, fmnist_root):
 @pytest.mark.parametrize('accumulate', [1, 2])
 def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
                                                 accumulate):
-    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=32,
+    cfg = small_cfg(DECOUPLED_FMNIST, str(tmp_path), num_images=32,
                     batch_size=8)  # 4 iterations
     cfg.model.head.gmm.init_samples = 1  # EM from the first step on
     cfg.optim_wrapper.accumulative_counts = accumulate
@@ -117,7 +117,7 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
 
 
 def test_interval_and_start_iter(tmp_path, fmnist_root):
-    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=48,
+    cfg = small_cfg(DECOUPLED_FMNIST, str(tmp_path), num_images=48,
                     batch_size=8)  # 6 iterations: 0..5
     cfg.model.head.gmm.init_samples = 1
     cfg.custom_hooks = [dict(type='OnlineEMHook', interval=2, start_iter=1)]
@@ -134,7 +134,7 @@ def two_rank_run(tmp_path_factory):
     run_tool([sys.executable, '-m', 'torch.distributed.run',
               '--nproc_per_node=2', f'--master_port={free_port()}',
               'tests/test_engine/dist_em_worker.py',
-              osp.join(REPO_ROOT, 'configs/gm_dino_vitt_fmnist.py'), out,
+              osp.join(REPO_ROOT, f'configs/{DECOUPLED_FMNIST}'), out,
               FMNIST_ROOT])
     return [torch.load(osp.join(out, f'rank{r}.pth'), weights_only=False)
             for r in (0, 1)]
@@ -169,7 +169,7 @@ def test_two_gloo_processes_fit_the_gathered_batch(two_rank_run):
     assert r0['received'] == r1['received'] == [2 * 2 * 8] * 3
     assert [len(x) for x in r0['local']] == [2 * 8] * 3
     assert not torch.equal(r0['local'][0], r1['local'][0])  # own data
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/gm_dino_vitt_fmnist.py'))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, f'configs/{DECOUPLED_FMNIST}'))
     single = OnlineGaussianMixture(cfg.model.head.num_prototypes,
                                    cfg.model.head.in_channels,
                                    **dict(cfg.model.head.gmm, **GMM_OPTIONS))
@@ -233,7 +233,7 @@ def test_checksum_sees_drift_that_keeps_each_sum():
 
 def test_pooled_initialisation_through_the_runner(tmp_path, fmnist_root):
     """K = 64 > 16 rows per step: EM starts once K rows were pooled."""
-    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=64,
+    cfg = small_cfg(DECOUPLED_FMNIST, str(tmp_path), num_images=64,
                     batch_size=8)  # 8 steps x 16 global embeddings
     cfg.model.head.num_prototypes = 64
     cfg.model.head.gmm.init = 'kmeans++'  # a data initialisation pools

@@ -8,7 +8,7 @@ from mmengine.logging import MMLogger, print_log
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import JOINT_FMNIST, REPO_ROOT
 
 
 class _Records(logging.Handler):
@@ -38,7 +38,7 @@ def _groups(wrapper):
 
 
 def test_same_optimizer_one_info_line():
-    cfg = Config.fromfile(f'{REPO_ROOT}/configs/dino_vitt_fmnist.py')
+    cfg = Config.fromfile(f'{REPO_ROOT}/configs/{JOINT_FMNIST}')
     assert cfg.optim_wrapper.constructor == \
         'QuietFrozenOptimWrapperConstructor'
     model = MODELS.build(cfg.model)

@@ -6,12 +6,12 @@ import copy
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import JOINT_FMNIST, REPO_ROOT
 from tests.test_engine.test_quiet_frozen_constructor import _build, _groups
 
 
 def test_paramwise_options_in_one_line_same_param_groups():
-    cfg = Config.fromfile(f'{REPO_ROOT}/configs/dino_vitt_fmnist.py')
+    cfg = Config.fromfile(f'{REPO_ROOT}/configs/{JOINT_FMNIST}')
     cfg.optim_wrapper.paramwise_cfg.custom_keys = dict(
         pos_embed=dict(lr_mult=0.5))  # a second setting in the summary
     model = MODELS.build(cfg.model)

@@ -10,8 +10,9 @@ from mmpretrain.registry import DATASETS, METRICS
 
 from gmproto_mm.engine.hooks import find_prototype_banks
 from gmproto_mm.evaluation.metrics import prototype_classes
-from tests.conftest import (SMALL_TEST_OPTIONS, free_port, run_tool,
-                            save_fresh_checkpoint, small_cfg)
+from tests.conftest import (DECOUPLED_FMNIST, JOINT_FMNIST, SMALL_TEST_OPTIONS,
+                            free_port, run_tool, save_fresh_checkpoint,
+                            small_cfg)
 
 
 def sample(feat, label, split, probs=None, prototypes=None):
@@ -270,7 +271,7 @@ def test_monitor_hook_logs_unique_while_training(tmp_path, fmnist_root):
     unique)."""
     from gmproto_mm.evaluation.functional.diversity import \
         prototype_diversity
-    cfg = small_cfg('gm_dino_vitt_fmnist.py', str(tmp_path), num_images=16)
+    cfg = small_cfg(DECOUPLED_FMNIST, str(tmp_path), num_images=16)
     cfg.model.head.gmm.update(init='sample', init_samples=1, merge_within=0)
     cfg.custom_hooks = [dict(type='OnlineEMHook'),
                         dict(type='PrototypeMonitorHook', interval=1)]
@@ -347,8 +348,7 @@ def model_features(config: str, ckpt: str, options) -> tuple:
     return torch.stack(feats), torch.tensor(labels), splits
 
 
-@pytest.mark.parametrize('config', ['dino_vitt_fmnist.py',
-                                    'gm_dino_vitt_fmnist.py'])
+@pytest.mark.parametrize('config', [JOINT_FMNIST, DECOUPLED_FMNIST])
 def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
                                                     fmnist_root):
     """tools/test.py's numbers are the functions applied to the
@@ -371,13 +371,13 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
                 'prototypes/embedding_leaders@0.5', 'knn/top1', 'knn/top5'):
         assert key in metrics, key
     assert metrics['prototypes/num_prototypes'] == {
-        'dino_vitt_fmnist.py': 1024, 'gm_dino_vitt_fmnist.py': 256}[config]
+        JOINT_FMNIST: 1024, DECOUPLED_FMNIST: 256}[config]
     assert metrics['prototypes/embedding_count'] == 96  # bank + queries
     # the diversity is the function's on the checkpoint's (teacher) bank
     expected = prototype_diversity(bank)
     for key, value in expected.items():
         assert metrics[f'prototypes/{key}'] == pytest.approx(value), key
-    if config.startswith('gm_'):  # planted: far from 100 %, eps-dependent
+    if config == DECOUPLED_FMNIST:  # planted: far from 100 %, eps-dependent
         assert expected['unique@0.5'] == 50.0  # every copy a duplicate
         assert expected['unique@0.1'] == 75.0  # the copies moved < 0.1
         assert expected['unique@0.025'] > expected['unique@0.1']
@@ -398,7 +398,7 @@ def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
     does: k-NN, diversity, usage and the embeddings' leaders, also when
     mmengine's sampler pads: 95 samples = 2 ranks x 48 - 1, batches of 16,
     so rank 1 ends with a repeat of sample 0 that no metric may count."""
-    ckpt = save_fresh_checkpoint('gm_dino_vitt_fmnist.py',
+    ckpt = save_fresh_checkpoint(DECOUPLED_FMNIST,
                                  tmp_path / 'tiny.pth')
     options = ['--cfg-options'] + SMALL_TEST_OPTIONS + [
         'test_dataloader.dataset.query.indices=31',
@@ -406,9 +406,9 @@ def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
     results = []
     for name, launch in (
             ('one', [sys.executable, 'tools/test.py',
-                     'configs/gm_dino_vitt_fmnist.py', ckpt]),
+                     f'configs/{DECOUPLED_FMNIST}', ckpt]),
             ('two', ['bash', 'tools/dist_test.sh',
-                     'configs/gm_dino_vitt_fmnist.py', ckpt, '2'])):
+                     f'configs/{DECOUPLED_FMNIST}', ckpt, '2'])):
         out = tmp_path / f'{name}.json'
         run_tool(launch + ['--work-dir', str(tmp_path / name), '--out',
                            str(out), '--out-item', 'metrics'] + options,

@@ -84,7 +84,7 @@ def test_resnet_dino_steps_and_predicts_pooled_features():
 
 def test_fmnist_twin_trains_then_tools_test_reports_metrics(tmp_path,
                                                             fmnist_root):
-    cfg = small_cfg('gm_dino_resnet18_fmnist.py', str(tmp_path),
+    cfg = small_cfg('dino/dino-gmm_resnet18_1xb64-3e_fmnist.py', str(tmp_path),
                     num_images=16, batch_size=8)  # 2 iterations
     cfg.model.head.gmm.beta_iters = 2
     runner = Runner.from_cfg(cfg)
@@ -92,7 +92,7 @@ def test_fmnist_twin_trains_then_tools_test_reports_metrics(tmp_path,
     assert int(runner.model.head.gmm.num_updates) == 2
     out = str(tmp_path / 'metrics.json')
     run_tool([sys.executable, 'tools/test.py',
-              'configs/gm_dino_resnet18_fmnist.py',
+              'configs/dino/dino-gmm_resnet18_1xb64-3e_fmnist.py',
               osp.join(str(tmp_path), 'epoch_1.pth'), '--work-dir',
               str(tmp_path), '--out', out, '--out-item', 'metrics',
               '--cfg-options'] +

@@ -8,7 +8,7 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
 from gmproto_mm.models.algorithms.dino import group_same_shape
-from tests.conftest import small_cfg
+from tests.conftest import JOINT_FMNIST, small_cfg
 
 
 def tiny_dino(num_prototypes=64, **kwargs):
@@ -186,15 +186,17 @@ def test_registry_builds_every_component(fmnist_root):
     ds = DATASETS.build(dict(type='LocalFashionMNIST', data_root=fmnist_root,
                              split='test', pipeline=[]))
     assert len(ds) == 10000
-    jitter = TRANSFORMS.build(dict(type='ColorJitter', brightness=0.4,
-                                   contrast=0.4, saturation=0.4, hue=0.1))
+    jitter = TRANSFORMS.build(dict(type='NumpySafeColorJitter',
+                                   brightness=0.4, contrast=0.4,
+                                   saturation=0.4, hue=0.1))
     assert 'gmproto_mm' in type(jitter).__module__
 
 
 def test_config_step_on_real_fashion_mnist(tmp_path, fmnist_root):
-    """One optimizer step of dino_vitt_fmnist on real data: finite loss."""
+    """One optimizer step of the joint tiny-ViT config on real data: finite
+    loss."""
     from mmengine.runner import Runner
-    cfg = small_cfg('dino_vitt_fmnist.py', str(tmp_path), num_images=8)
+    cfg = small_cfg(JOINT_FMNIST, str(tmp_path), num_images=8)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1)
     cfg.param_scheduler = []
     runner = Runner.from_cfg(cfg)

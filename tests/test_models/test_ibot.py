@@ -280,7 +280,8 @@ class _Snapshot(Hook):
 
 def test_joint_config_trains_and_freezes_both_banks(tmp_path, fmnist_root):
     from mmengine.runner import Runner
-    cfg = small_cfg('ibot_vitt_fmnist.py', str(tmp_path), num_images=16,
+    cfg = small_cfg('ibot/ibot_vit-tiny-p4_1xb64-3e_fmnist.py', str(tmp_path),
+                    num_images=16,
                     batch_size=8)
     runner = Runner.from_cfg(cfg)
     snapshot = _Snapshot()
@@ -298,7 +299,8 @@ def test_joint_config_trains_and_freezes_both_banks(tmp_path, fmnist_root):
 
 def test_decoupled_config_updates_both_banks(tmp_path, fmnist_root):
     from mmengine.runner import Runner
-    cfg = small_cfg('gm_ibot_vitt_fmnist.py', str(tmp_path), num_images=16,
+    cfg = small_cfg('ibot/ibot-gmm_vit-tiny-p4_1xb64-3e_fmnist.py',
+                    str(tmp_path), num_images=16,
                     batch_size=8)
     cfg.model.head.gmm.init_samples = 1  # EM from the first step on
     cfg.model.patch_head.gmm.init_samples = 1

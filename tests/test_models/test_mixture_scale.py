@@ -14,7 +14,7 @@ from gmproto_mm.models.mixture import OnlineGaussianMixture, maintenance
 from gmproto_mm.testing import stream_scale_check
 from tests.conftest import REPO_ROOT
 
-# the EM options of configs/_base_/decoupled_gmm.py
+# the EM options of configs/_base_/models/decoupled_gmm.py
 DEFAULT_OPTIONS = dict(init='uniform', reseed_rate=1 / 32, merge_within=0.1,
                        stale_decay=0.02)
 

@@ -9,6 +9,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner, load_checkpoint
 from mmpretrain.registry import MODELS
 
+from gmproto_mm.compat import use_full_checkpoint_loader
 from gmproto_mm.evaluation.functional.diversity import usage_perplexity
 from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, SMALL_TEST_OPTIONS,
                             run_tool)
@@ -22,6 +23,7 @@ def carp_usage(config: str, ckpt: str, options) -> dict:
     cfg.merge_from_dict({k: DictAction._parse_iterable(v)
                          for k, v in (o.split('=', 1) for o in options)})
     model = MODELS.build(cfg.model)
+    use_full_checkpoint_loader()  # tools/train.py's checkpoint, torch >= 2.6
     load_checkpoint(model, ckpt, map_location='cpu')
     model.eval()
     embeds, bank = [], None
@@ -35,8 +37,9 @@ def carp_usage(config: str, ckpt: str, options) -> dict:
             'soft_perplexity': usage_perplexity(probs.sum(0))}
 
 
-@pytest.mark.parametrize('config', ['carp_vitt_fmnist.py',
-                                    'gm_carp_vitt_fmnist.py'])
+@pytest.mark.parametrize('config', [
+    'carp/carp_vit-tiny-p8_1xb64-3e_fmnist.py',
+    'carp/carp-gmm_vit-tiny-p8_1xb64-3e_fmnist.py'])
 def test_train_resume_then_test_on_tiny_carp(config, tmp_path, fmnist_root):
     """2 epochs of 2 iterations at once equal 1 + --resume 1, bit for bit:
     the partitions after the resume are the uninterrupted run's (the

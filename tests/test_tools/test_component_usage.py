@@ -5,14 +5,15 @@ import sys
 
 import torch
 
-from tests.conftest import (FMNIST_ROOT, run_tool, save_fresh_checkpoint)
+from tests.conftest import (DECOUPLED_FMNIST, FMNIST_ROOT, JOINT_FMNIST,
+                            run_tool, save_fresh_checkpoint)
 
 OPTIONS = ['--cfg-options', f'train_dataloader.dataset.data_root={FMNIST_ROOT}',
            f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}']
 
 
 def test_counts_used_and_stale_components(fmnist_root, tmp_path) -> None:
-    ckpt = save_fresh_checkpoint('gm_dino_vitt_fmnist.py',
+    ckpt = save_fresh_checkpoint(DECOUPLED_FMNIST,
                                  tmp_path / 'gm.pth')
     state = torch.load(ckpt, weights_only=False)
     prefix = 'head.em_bank.gmm.'
@@ -22,7 +23,7 @@ def test_counts_used_and_stale_components(fmnist_root, tmp_path) -> None:
     torch.save(state, ckpt)
     out = tmp_path / 'usage.json'
     proc = run_tool([sys.executable, 'tools/analysis/component_usage.py',
-                     'configs/gm_dino_vitt_fmnist.py', ckpt, '--images', '24',
+                     f'configs/{DECOUPLED_FMNIST}', ckpt, '--images', '24',
                      '--out', str(out)] + OPTIONS)
     result = json.loads(out.read_text())
     assert json.loads(proc.stdout[proc.stdout.index('{'):]) == result
@@ -37,8 +38,8 @@ def test_counts_used_and_stale_components(fmnist_root, tmp_path) -> None:
 
 
 def test_refuses_a_joint_head(tmp_path) -> None:
-    ckpt = save_fresh_checkpoint('dino_vitt_fmnist.py', tmp_path / 'j.pth')
+    ckpt = save_fresh_checkpoint(JOINT_FMNIST, tmp_path / 'j.pth')
     proc = run_tool([sys.executable, 'tools/analysis/component_usage.py',
-                     'configs/dino_vitt_fmnist.py', ckpt], check=False)
+                     f'configs/{JOINT_FMNIST}', ckpt], check=False)
     assert proc.returncode != 0
     assert 'DecoupledGMMHead' in proc.stderr

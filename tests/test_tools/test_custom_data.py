@@ -13,7 +13,7 @@ from PIL import Image
 from gmproto_mm.datasets import LocalFashionMNIST
 from tests.conftest import run_tool
 
-CONFIG = 'configs/examples/gm_dino_custom_folder.py'
+CONFIG = 'configs/examples/dino-gmm_vit-tiny-p8_1xb64-3e_custom-folder.py'
 CLASSES = {0: 'tshirt', 1: 'trouser', 9: 'boot'}
 
 

@@ -5,7 +5,7 @@ results.json written with the keys the README documents."""
 import json
 import sys
 
-from tests.conftest import load_tool, run_tool
+from tests.conftest import JOINT_FMNIST, load_tool, run_tool
 
 THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
 # the configs' K: the untrained column is the baseline's model
@@ -57,7 +57,7 @@ def test_demo_writes_results_and_plots(fmnist_root, tmp_path):
     # raw pixels: the k-NN function on the same 64 bank / 32 query images
     demo = _demo_module()
     assert results['raw_pixels'] == demo.raw_pixel_knn(
-        'configs/dino_vitt_fmnist.py', bank_images=64, query_images=32)
+        f'configs/{JOINT_FMNIST}', bank_images=64, query_images=32)
 
     times = results['timings_s']
     stages = ['train baseline', 'evaluate baseline', 'train decoupled',
@@ -91,7 +91,7 @@ def test_raw_pixels_reproduce_the_reference_number(fmnist_root,
     from tests.conftest import REPO_ROOT
     monkeypatch.chdir(REPO_ROOT)  # the config's data root is relative
     demo = _demo_module()
-    result = demo.raw_pixel_knn('configs/dino_vitt_fmnist.py',
+    result = demo.raw_pixel_knn(f'configs/{JOINT_FMNIST}',
                                 bank_images=10000, query_images=0)
     assert result == {'knn_top1': 80.14}
 
@@ -132,7 +132,7 @@ def test_untrained_checkpoint_is_where_training_starts(tmp_path):
     EMA teacher a copy of the student, reproducible from the seed."""
     import torch
     demo = _demo_module()
-    config = 'configs/dino_vitt_fmnist.py'
+    config = f'configs/{JOINT_FMNIST}'
     paths = [demo.save_untrained_checkpoint(config, str(tmp_path / f'{i}.pth'),
                                             seed)
              for i, seed in enumerate((0, 0, 1))]

@@ -11,12 +11,13 @@ from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
 from gmproto_mm.testing import random_batch
-from tests.conftest import REPO_ROOT, load_tool
+from tests.conftest import JOINT_FMNIST, REPO_ROOT, load_tool
 
 # (config, mmpretrain backbone type that must load the export)
-CONFIGS = [('dino_vitt_fmnist.py', 'VisionTransformer'),
-           ('dino_resnet18_fmnist.py', 'ResNet'),
-           ('ibot_vitt_fmnist.py', 'VisionTransformer')]  # drops mask_token
+CONFIGS = [(JOINT_FMNIST, 'VisionTransformer'),
+           ('dino/dino_resnet18_1xb64-3e_fmnist.py', 'ResNet'),
+           # drops mask_token
+           ('ibot/ibot_vit-tiny-p4_1xb64-3e_fmnist.py', 'VisionTransformer')]
 
 
 def trained_model(name: str, **model_options):
@@ -100,14 +101,15 @@ def test_exported_teacher_loads_strictly_into_mmpretrain(
 def test_export_loads_through_pretrained_init_cfg(tmp_path):
     """The linear probe's backbone, initialised from the export with
     mmpretrain's init_cfg=dict(type='Pretrained', prefix='backbone.')."""
-    cfg, model = trained_model('dino_vitt_fmnist.py')
+    cfg, model = trained_model(JOINT_FMNIST)
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     tool = load_tool('tools/model_converters/export_backbone.py')
     out = str(tmp_path / 'backbone.pth')
     tool.export_backbone(str(ckpt), out)  # no config stored: the teacher
     probe = Config.fromfile(
-        osp.join(REPO_ROOT, 'configs/benchmarks/linear_vitt_fmnist.py'))
+        osp.join(REPO_ROOT, 'configs', 'benchmarks',
+                 'vit-tiny-p8_1xb256-linear-coslr-10e_fmnist.py'))
     probe.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=out,
                                          prefix='backbone.')
     classifier = MODELS.build(probe.model)
@@ -120,7 +122,7 @@ def test_export_loads_through_pretrained_init_cfg(tmp_path):
 
 
 def test_export_student_and_errors(tmp_path):
-    cfg, model = trained_model('dino_vitt_fmnist.py', predict_with='student')
+    cfg, model = trained_model(JOINT_FMNIST, predict_with='student')
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(cfg=cfg.pretty_text)), ckpt)

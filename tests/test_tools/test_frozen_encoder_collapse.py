@@ -12,22 +12,22 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
-from tests.conftest import (REPO_ROOT, load_tool, run_tool,
-                            save_fresh_checkpoint)
+from tests.conftest import (DECOUPLED_FMNIST, JOINT_FMNIST, REPO_ROOT,
+                            load_tool, run_tool, save_fresh_checkpoint)
 
 
 @pytest.fixture(scope='module')
 def joint_checkpoint(tmp_path_factory):
     """A (random) joint-DINO checkpoint: its encoder is what the tool uses."""
-    return save_fresh_checkpoint('dino_vitt_fmnist.py',
+    return save_fresh_checkpoint(JOINT_FMNIST,
                                  tmp_path_factory.mktemp('ckpt') / 'joint.pth')
 
 
 @pytest.mark.parametrize('config,options,num_prototypes', [
-    ('dino_vitt_fmnist.py', [], 1024),
-    ('gm_dino_vitt_fmnist.py', [], 256),
+    (JOINT_FMNIST, [], 1024),
+    (DECOUPLED_FMNIST, [], 256),
     # the demo runs both heads at the baseline's K this way
-    ('gm_dino_vitt_fmnist.py', ['--cfg-options',
+    (DECOUPLED_FMNIST, ['--cfg-options',
                                 'model.head.num_prototypes=1024'], 1024)])
 def test_reports_unique_prototypes_per_step(config, options, num_prototypes,
                                             joint_checkpoint, fmnist_root,
@@ -61,7 +61,7 @@ def test_rejects_a_checkpoint_without_the_encoder(tmp_path, fmnist_root):
     torch.save(dict(state_dict={}), bad)
     out = subprocess.run(
         [sys.executable, 'tools/analysis/frozen_encoder_collapse.py',
-         'configs/dino_vitt_fmnist.py', str(bad)], cwd=REPO_ROOT,
+         f'configs/{JOINT_FMNIST}', str(bad)], cwd=REPO_ROOT,
         capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert 'lacks encoder weights' in out.stderr
@@ -95,7 +95,7 @@ def test_joint_prototypes_collapse_on_clustered_embeddings():
     args = argparse.Namespace(steps=500, batch_size=256, lr=0.01,
                               momentum=0.996, log_every=100, seed=seed)
     final = {}
-    for config in ('dino_vitt_fmnist.py', 'gm_dino_vitt_fmnist.py'):
+    for config in (JOINT_FMNIST, DECOUPLED_FMNIST):
         torch.manual_seed(seed)
         head = MODELS.build(Config.fromfile(f'configs/{config}').model.head)
         history = tool.train_prototypes(head, views, views, args)
@@ -105,8 +105,7 @@ def test_joint_prototypes_collapse_on_clustered_embeddings():
                          for eps in ('0.025', '0.05', '0.1')}
     # measured, seeds 0-3: joint unique@0.025 52-60 %, @0.1 36-43 %;
     # decoupled 100 % at 0.025 and 0.05, 99.8-100 % at 0.1
-    joint, decoupled = final['dino_vitt_fmnist.py'], \
-        final['gm_dino_vitt_fmnist.py']
+    joint, decoupled = final[JOINT_FMNIST], final[DECOUPLED_FMNIST]
     assert joint['0.025'] < 80.0 and joint['0.1'] < 60.0
     assert decoupled['0.025'] == decoupled['0.05'] == 100.0
     assert decoupled['0.1'] >= 99.0

@@ -10,16 +10,18 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import gmproto_mm  # noqa: F401
-from tests.conftest import FMNIST_ROOT, REPO_ROOT, run_tool
+from tests.conftest import FMNIST_ROOT, JOINT_FMNIST, REPO_ROOT, run_tool
 
 TEACHER = 'teacher.module.backbone.'
+# configs/benchmarks/
+FMNIST_PROBE = 'vit-tiny-p8_1xb256-linear-coslr-10e_fmnist.py'
+IN1K_PROBE = 'vit-base-p16_8xb128-linear-coslr-100e_in1k.py'
 
 
 def dino_checkpoint(path: str) -> dict:
     """A DINO state dict whose teacher differs from its student."""
     torch.manual_seed(0)
-    cfg = Config.fromfile(
-        osp.join(REPO_ROOT, 'configs', 'dino_vitt_fmnist.py'))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', JOINT_FMNIST))
     state = MODELS.build(cfg.model).state_dict()
     for key, value in state.items():
         if key.startswith(TEACHER) and value.is_floating_point():
@@ -40,7 +42,7 @@ def test_linear_probe_on_frozen_teacher(tmp_path, fmnist_root):
                     f'{loader}.dataset.data_root={FMNIST_ROOT}',
                     f'{loader}.num_workers=0', f'{loader}.batch_size=16']
     out = run_tool([sys.executable, 'tools/train.py',
-                    'configs/benchmarks/linear_vitt_fmnist.py',
+                    f'configs/benchmarks/{FMNIST_PROBE}',
                     '--work-dir', work, '--cfg-options'] + options)
     log = out.stdout + out.stderr
     assert 'Epoch(train) [1][4/4]' in log  # 64 images / 16
@@ -63,8 +65,8 @@ def test_linear_probe_on_frozen_teacher(tmp_path, fmnist_root):
 
 
 @pytest.mark.parametrize('probe,pretrain', [
-    ('linear_vitt_fmnist.py', 'dino_vitt_fmnist.py'),
-    ('linear_vitb_in1k.py', 'dino_vitb_in1k.py'),
+    (FMNIST_PROBE, JOINT_FMNIST),
+    (IN1K_PROBE, 'dino/dino_vit-base-p16_8xb128-coslr-400e_in1k.py'),
 ])
 def test_probe_backbone_equals_pretraining(probe, pretrain):
     probe_cfg = Config.fromfile(
@@ -79,8 +81,7 @@ def test_probe_backbone_equals_pretraining(probe, pretrain):
     assert probe_cfg.model.head.in_channels == backbone.embed_dims
 
 
-@pytest.mark.parametrize(
-    'name', ['linear_vitt_fmnist.py', 'linear_vitb_in1k.py'])
+@pytest.mark.parametrize('name', [FMNIST_PROBE, IN1K_PROBE])
 def test_probe_builds_frozen_and_needs_a_checkpoint(name):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'benchmarks', name))
     init_cfg = cfg.model.backbone.init_cfg

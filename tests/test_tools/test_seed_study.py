@@ -2,17 +2,19 @@
 tools/test.py reports them, the training log's monitored minima, mean / std
 per variant, the plot, and a second call that skips what is done."""
 import json
+import os.path as osp
 import statistics
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, load_tool, run_tool
+from tests.conftest import (DECOUPLED_FMNIST, JOINT_FMNIST, REPO_ROOT,
+                            load_tool, run_tool)
 
 TINY = ['--epochs', '1', '--train-images', '128', '--bank-images', '64',
         '--query-images', '32']
-CONFIG = 'configs/gm_dino_vitt_fmnist.py'
+CONFIG = f'configs/{DECOUPLED_FMNIST}'
 # log every iteration and monitor every iteration, so the minima exist
 OPTIONS = ['default_hooks.logger.interval=1', 'custom_hooks.1.interval=1']
 
@@ -88,8 +90,9 @@ def test_run_dirs_differ_for_variants_with_a_common_prefix():
     tasks.append(dict(tasks[0], config_digest='0123456789ab'))
     dirs = {study.run_dir('wd', t) for t in tasks}
     assert len(dirs) == 4
-    assert all(d.startswith('wd/gm_dino_vitt_fmnist_') and
-               d.endswith('_seed0') for d in dirs)
+    name = osp.splitext(osp.basename(DECOUPLED_FMNIST))[0]
+    assert all(d.startswith(f'wd/{name}_') and d.endswith('_seed0')
+               for d in dirs)
 
 
 def test_a_changed_config_default_stops_the_study(tmp_path):
@@ -126,7 +129,7 @@ def test_records_written_meanwhile_are_kept(tmp_path, monkeypatch):
     it. Training is replaced by a stub that writes such a record."""
     study = load_seed_study()
     out = tmp_path / 'results.json'
-    foreign = dict(config='configs/dino_vitt_fmnist.py', options=[], seed=7,
+    foreign = dict(config=f'configs/{JOINT_FMNIST}', options=[], seed=7,
                    budget=dict(study.DEFAULT_BUDGET), work_dir='elsewhere',
                    steps=2, train_s=1.0,
                    metrics={'knn/top1': 50.0, study.PLOT_X: 3.0})
@@ -146,9 +149,9 @@ def test_records_written_meanwhile_are_kept(tmp_path, monkeypatch):
         str(out), '--work-dir', str(tmp_path / 'runs')])
     study.main()
     runs = json.loads(out.read_text())['runs']
-    assert sorted((r['config'], r['seed']) for r in runs) == [
-        ('configs/dino_vitt_fmnist.py', 7),
-        ('configs/dino_vitt_fmnist.py', 8), (CONFIG, 0), (CONFIG, 1)]
+    assert sorted((r['config'], r['seed']) for r in runs) == sorted([
+        (f'configs/{JOINT_FMNIST}', 7),
+        (f'configs/{JOINT_FMNIST}', 8), (CONFIG, 0), (CONFIG, 1)])
     assert [r['metrics']['knn/top1'] for r in runs
             if r['config'] == CONFIG] == [60.0, 61.0]
 

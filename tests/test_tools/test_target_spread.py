@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import (FMNIST_ROOT, load_tool, run_tool,
-                            save_fresh_checkpoint)
+from tests.conftest import (DECOUPLED_FMNIST, FMNIST_ROOT, JOINT_FMNIST,
+                            load_tool, run_tool, save_fresh_checkpoint)
 
 OPTIONS = ['--cfg-options',
            f'test_dataloader.dataset.query.data_root={FMNIST_ROOT}']
@@ -35,8 +35,8 @@ def test_mass_near_the_top1_counts_near_duplicates_only():
         assert out[f'prototypes_near_top1@{eps}'] == 1.5
 
 
-@pytest.mark.parametrize('config', ['dino_vitt_fmnist.py',
-                                    'gm_dino_vitt_fmnist.py'])
+@pytest.mark.parametrize('config', [JOINT_FMNIST,
+                                    DECOUPLED_FMNIST])
 def test_tool_reads_either_head(config, fmnist_root, tmp_path):
     ckpt = save_fresh_checkpoint(config, tmp_path / 'model.pth')
     out = tmp_path / 'spread.json'

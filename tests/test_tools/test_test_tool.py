@@ -14,10 +14,10 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, load_checkpoint
 
-from tests.conftest import (REPO_ROOT, SMALL_TEST_OPTIONS, load_tool,
-                            run_tool, save_fresh_checkpoint)
+from tests.conftest import (DECOUPLED_FMNIST, REPO_ROOT, SMALL_TEST_OPTIONS,
+                            load_tool, run_tool, save_fresh_checkpoint)
 
-CONFIG = 'gm_dino_vitt_fmnist.py'
+CONFIG = DECOUPLED_FMNIST
 OPTIONS = SMALL_TEST_OPTIONS + ['test_dataloader.batch_size=32']
 RECORD_KEYS = {'sample_idx', 'gt_label', 'knn_split', 'prototype',
                'prototype_prob', 'pred_label', 'pred_score'}

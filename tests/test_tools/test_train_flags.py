@@ -34,7 +34,7 @@ def test_train_tool_uses_the_package_flags(train_tool):
 
 
 def test_cfg_options_win_over_the_flags():
-    cfg = merged('gm_dino_vitt_fmnist.py', [
+    cfg = merged('dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py', [
         '--work-dir', 'flag_dir', '--amp', '--resume', 'a.pth',
         '--no-pin-memory', '--cfg-options', 'work_dir=option_dir',
         'optim_wrapper.type=OptimWrapper', 'load_from=b.pth',
@@ -45,7 +45,7 @@ def test_cfg_options_win_over_the_flags():
     assert cfg.resume is True and cfg.load_from == 'b.pth'
     assert cfg.train_dataloader.pin_memory is True
     # and the flags alone
-    cfg = merged('gm_dino_vitt_fmnist.py',
+    cfg = merged('dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py',
                  ['--work-dir', 'flag_dir', '--amp', '--no-pin-memory'])
     assert cfg.work_dir == 'flag_dir'
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
@@ -55,8 +55,8 @@ def test_cfg_options_win_over_the_flags():
 def test_no_validate_drops_the_online_knn(tmp_path):
     config = tmp_path / 'knn_val.py'
     config.write_text(
-        f"_base_ = ['{REPO_ROOT}/configs/gm_dino_vitt_fmnist.py',\n"
-        f"          '{REPO_ROOT}/configs/_base_/knn_val.py']\n")
+        f"_base_ = ['{REPO_ROOT}/configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py',\n"
+        f"          '{REPO_ROOT}/configs/_base_/datasets/fmnist_knn-val.py']\n")
     cfg = merge_train_args(Config.fromfile(str(config)),
                            parse_train_args([str(config)]))
     assert cfg.val_evaluator.type == 'KNNAccuracy'
@@ -79,7 +79,7 @@ class _RecordingTrainRunner(Runner):
 
 
 def test_runner_type_is_honoured(train_tool):
-    cfg = merged('dino_vitt_fmnist.py',
+    cfg = merged('dino/dino_vit-tiny-p8_1xb64-3e_fmnist.py',
                  ['--cfg-options', 'runner_type=_RecordingTrainRunner'])
     assert train_tool.build_runner(cfg) == 'custom runner'
     assert _RecordingTrainRunner.built[-1].model.type == 'DINO'

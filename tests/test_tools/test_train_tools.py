@@ -11,8 +11,9 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from gmproto_mm.datasets import LocalFashionMNIST
-from tests.conftest import (REPO_ROOT, SMALL_OPTIONS, SMALL_TEST_OPTIONS,
-                            free_port, run_tool, small_cfg)
+from tests.conftest import (DECOUPLED_FMNIST, JOINT_FMNIST, REPO_ROOT,
+                            SMALL_OPTIONS, SMALL_TEST_OPTIONS, free_port,
+                            run_tool, small_cfg)
 
 
 # the config's posterior targets, and the softmax targets, whose DINO center
@@ -42,7 +43,7 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
 
     def train(work, max_epochs, resume=False, check=True, extra=()):
         return run_tool([sys.executable, 'tools/train.py',
-                         'configs/gm_dino_vitt_fmnist.py', '--work-dir',
+                         f'configs/{DECOUPLED_FMNIST}', '--work-dir',
                          str(tmp_path / work)] + ['--resume'] * resume +
                         ['--cfg-options'] + options +
                         [f'train_cfg.max_epochs={max_epochs}', *extra],
@@ -121,7 +122,7 @@ def test_a_checkpoint_of_the_earlier_em_core_resumes_and_trains_on(
     shutil.copy(LEGACY, work / 'epoch_1.pth')
     (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
     out = run_tool([sys.executable, 'tools/train.py',
-                    'configs/gm_dino_vitt_fmnist.py', '--work-dir',
+                    f'configs/{DECOUPLED_FMNIST}', '--work-dir',
                     str(work), '--resume', '--cfg-options'] + LEGACY_OPTIONS +
                    [f'train_dataloader.dataset.data_root={fmnist_root}',
                     'train_cfg.max_epochs=2'])
@@ -154,9 +155,9 @@ def test_a_corrupt_checkpoint_names_the_file_and_cause(tmp_path, fmnist_root,
         f'train_dataloader.dataset.data_root={fmnist_root}',
         'train_cfg.max_epochs=2']
     runs = [
-        [sys.executable, 'tools/test.py', 'configs/gm_dino_vitt_fmnist.py',
+        [sys.executable, 'tools/test.py', f'configs/{DECOUPLED_FMNIST}',
          str(bad), '--cfg-options'] + options,
-        [sys.executable, 'tools/train.py', 'configs/gm_dino_vitt_fmnist.py',
+        [sys.executable, 'tools/train.py', f'configs/{DECOUPLED_FMNIST}',
          '--work-dir', str(work), '--resume', '--cfg-options'] + options]
     for args in runs:
         out = run_tool(args, check=False)
@@ -176,14 +177,14 @@ def test_a_pool_that_cannot_fill_is_reported_in_training_and_test(
     options = SMALL_OPTIONS + ['model.head.gmm.init=sample',
                                'train_cfg.max_epochs=1']
     out = run_tool([sys.executable, 'tools/train.py',
-                    'configs/gm_dino_vitt_fmnist.py', '--work-dir', str(work),
+                    f'configs/{DECOUPLED_FMNIST}', '--work-dir', str(work),
                     '--cfg-options'] + options)
     log = out.stdout + out.stderr
     assert 'init_samples = 256 rows must be pooled' in log
     assert 'only 64 arrive before training ends' in log
     metrics = tmp_path / 'metrics.json'
     out = run_tool([sys.executable, 'tools/test.py',
-                    'configs/gm_dino_vitt_fmnist.py', str(work / 'epoch_1.pth'),
+                    f'configs/{DECOUPLED_FMNIST}', str(work / 'epoch_1.pth'),
                     '--out', str(metrics), '--out-item', 'metrics',
                     '--cfg-options'] + SMALL_TEST_OPTIONS)
     assert 'was never initialised in training' in out.stdout + out.stderr
@@ -193,7 +194,7 @@ def test_a_pool_that_cannot_fill_is_reported_in_training_and_test(
 
 def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):
     work = str(tmp_path / 'dist')
-    out = run_tool(['bash', 'tools/dist_train.sh', 'configs/dino_vitt_fmnist.py',
+    out = run_tool(['bash', 'tools/dist_train.sh', f'configs/{JOINT_FMNIST}',
                     '2', '--work-dir', work, '--cfg-options'] + SMALL_OPTIONS +
                    ['train_cfg.max_epochs=1'],
                    env_extra=dict(PORT=str(free_port())))
@@ -220,7 +221,7 @@ class RecordPrototypes(Hook):
 
 
 def test_prototypes_frozen_during_first_epoch_only(tmp_path, fmnist_root):
-    cfg = small_cfg('dino_vitt_fmnist.py', str(tmp_path), num_images=16)
+    cfg = small_cfg(JOINT_FMNIST, str(tmp_path), num_images=16)
     cfg.train_cfg.max_epochs = 2
     cfg.param_scheduler = []  # constant lr: any unfrozen step moves weights
     cfg.custom_hooks = [dict(type='FreezePrototypesHook', epochs=1)]
@@ -238,7 +239,8 @@ def test_vitb_recipe_builds_and_steps():
     """The 8-GPU recipe builds; one forward/backward on a small batch."""
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/dino_vitb_in1k.py'))
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs/dino/dino_vit-base-p16_8xb128-coslr-400e_in1k.py'))
     assert cfg.model.head.num_prototypes == 65536
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.003)
     model = MODELS.build(cfg.model)

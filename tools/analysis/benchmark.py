@@ -9,8 +9,8 @@ the same batches (the decoupled step includes its online-EM update, as
     python tools/analysis/benchmark.py                       # tiny, CPU
     python tools/analysis/benchmark.py --decoupled-options \\
         model.head.num_prototypes=1024                       # same K
-    python tools/analysis/benchmark.py --joint configs/dino_vitb_in1k.py \\
-        --decoupled configs/gm_dino_vitb_in1k.py --device cuda --batch 64
+    python tools/analysis/benchmark.py --joint configs/dino/dino_vit-base-p16_8xb128-coslr-400e_in1k.py \\
+        --decoupled configs/dino/dino-gmm_vit-base-p16_8xb128-coslr-400e_in1k.py --device cuda --batch 64
 """
 import argparse
 import logging
@@ -37,10 +37,10 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--joint', default='configs/dino_vitt_fmnist.py',
+    parser.add_argument('--joint', default='configs/dino/dino_vit-tiny-p8_1xb64-3e_fmnist.py',
                         help='config of the joint (learned-prototype) model')
     parser.add_argument('--decoupled',
-                        default='configs/gm_dino_vitt_fmnist.py',
+                        default='configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py',
                         help='config of the decoupled (GMM) model')
     parser.add_argument('--batch', type=int, default=128,
                         help='images per GPU/process')

@@ -9,7 +9,7 @@ as JSON (``--out``, default ``work_dirs/benchmark_em.json``):
 * per N in ``--batches`` (default 1,024 and 8,192) at K = 65,536, D = 256:
   the median update / matmul ratio and the update's peak memory for the
   paper's method (class defaults: ``init='sample'`` after pooling K rows)
-  and for the decoupled configs' method (``configs/_base_/decoupled_gmm.py``:
+  and for the decoupled configs' method (``configs/_base_/models/decoupled_gmm.py``:
   uniform means, re-seeding from the first update, merging, stale decay);
 * iBOT's patch bank (K = 8,192, ~60,000 rows from 8 GPUs) with the options;
 * the first EM step after pooling (class defaults) at K = 16,384 and 65,536:

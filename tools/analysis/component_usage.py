@@ -17,8 +17,8 @@ compares three views of "in use", so that idle or stale components show:
 
 Example::
 
-    python tools/analysis/component_usage.py configs/gm_dino_vitt_fmnist.py \\
-        work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out usage.json
+    python tools/analysis/component_usage.py configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py \\
+        work_dirs/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist/epoch_3.pth --out usage.json
 """
 import argparse
 from typing import Dict
@@ -33,6 +33,7 @@ from gmproto_mm.analysis.embeddings import embed_views, prediction_embeddings
 from gmproto_mm.models.heads import DecoupledGMMHead
 # the re-seeding rule's idle mark, the same constant, not a copy
 from gmproto_mm.models.mixture import IDLE_MASS
+gmproto_mm.compat.use_full_checkpoint_loader()  # load_model below
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 

@@ -24,7 +24,7 @@ them to a JSON file (``tools/demo.py`` and ``plot_prototypes.py
 encoder's: see docs/results.md. Example::
 
     python tools/analysis/frozen_encoder_collapse.py \\
-        configs/dino_vitt_fmnist.py work_dirs/demo/baseline/epoch_3.pth
+        configs/dino/dino_vit-tiny-p8_1xb64-3e_fmnist.py work_dirs/demo/baseline/epoch_3.pth
 """
 import argparse
 import json

@@ -40,16 +40,17 @@ from gmproto_mm.apis import merge_train_args, parse_train_args
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks
 from gmproto_mm.testing import crop_sizes
+gmproto_mm.compat.use_full_checkpoint_loader()  # its resume stage
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CONFIGS = dict(
-    gpu=dict(joint='configs/dino_vitb_in1k.py',
-             decoupled='configs/gm_dino_vitb_in1k.py',
-             ibot='configs/gm_ibot_vitb_in1k.py'),
-    tiny=dict(joint='configs/dino_vitt_fmnist.py',
-              decoupled='configs/gm_dino_vitt_fmnist.py',
-              ibot='configs/gm_ibot_vitt_fmnist.py'))
+    gpu=dict(joint='configs/dino/dino_vit-base-p16_8xb128-coslr-400e_in1k.py',
+             decoupled='configs/dino/dino-gmm_vit-base-p16_8xb128-coslr-400e_in1k.py',
+             ibot='configs/ibot/ibot-gmm_vit-base-p16_8xb128-coslr-400e_in1k.py'),
+    tiny=dict(joint='configs/dino/dino_vit-tiny-p8_1xb64-3e_fmnist.py',
+              decoupled='configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py',
+              ibot='configs/ibot/ibot-gmm_vit-tiny-p4_1xb64-3e_fmnist.py'))
 TARGETS = dict(iter_ratio_max=1.03, em_ratio_max=4.5,
                em_ratio_options_max=5.0, extra_memory_max_gb=0.5,
                elapsed_max_s=300.0)

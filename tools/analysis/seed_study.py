@@ -1,9 +1,9 @@
 """Train and evaluate configs over seeds, one run after another, at the
 demo's budget; write every run's metrics and their mean / std per variant.
 
-    python tools/analysis/seed_study.py configs/dino_vitt_fmnist.py \\
-        configs/gm_dino_vitt_fmnist.py --seeds 0 1 2
-    python tools/analysis/seed_study.py configs/gm_dino_vitt_fmnist.py \\
+    python tools/analysis/seed_study.py configs/dino/dino_vit-tiny-p8_1xb64-3e_fmnist.py \\
+        configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py --seeds 0 1 2
+    python tools/analysis/seed_study.py configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py \\
         --seeds 0 1 2 --cfg-options model.head.gmm.init=sample
 
 A variant is a config plus its ``--cfg-options`` (applied to training and

@@ -20,8 +20,8 @@ prototype, averaged over the images:
 
 Example::
 
-    python tools/analysis/target_spread.py configs/gm_dino_vitt_fmnist.py \\
-        work_dirs/gm_dino_vitt_fmnist/epoch_3.pth --out spread.json
+    python tools/analysis/target_spread.py configs/dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py \\
+        work_dirs/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist/epoch_3.pth --out spread.json
 """
 from typing import Dict, Sequence
 
@@ -33,6 +33,7 @@ import gmproto_mm  # noqa: F401  (registers components)
 from gmproto_mm.analysis.checkpoint_cli import (checkpoint_parser,
                                                 load_model, report)
 from gmproto_mm.analysis.embeddings import prediction_embeddings
+gmproto_mm.compat.use_full_checkpoint_loader()  # load_model below
 
 EPSILONS = (0.1, 0.25, 0.5)
 

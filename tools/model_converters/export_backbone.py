@@ -2,7 +2,7 @@
 mmpretrain backbone checkpoint.
 
     python tools/model_converters/export_backbone.py \\
-        work_dirs/gm_dino_vitt_fmnist/epoch_3.pth work_dirs/vitt_teacher.pth
+        work_dirs/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist/epoch_3.pth work_dirs/vitt_teacher.pth
 
 By default the network the model evaluates with (``predict_with`` of the
 training config, the EMA teacher unless set otherwise): the one the k-NN
@@ -33,6 +33,8 @@ from typing import Dict, Optional
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from gmproto_mm.compat import use_full_checkpoint_loader
 
 PREFIXES = dict(teacher='teacher.module.backbone.', student='backbone.')
 # parameters of our backbones that mmpretrain's have not: dropped
@@ -151,6 +153,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    use_full_checkpoint_loader()  # a training checkpoint, under torch >= 2.6
     out = export_backbone(args.src, args.dst, args.network)
     meta = out['meta']
     print(f'{meta["network"]} backbone, {len(out["state_dict"])} tensors '

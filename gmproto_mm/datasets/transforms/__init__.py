@@ -1,3 +1,3 @@
-from .color_jitter import ColorJitter, adjust_hue, blend_gray
+from .color_jitter import NumpySafeColorJitter, adjust_hue, blend_gray
 
-__all__ = ['ColorJitter', 'adjust_hue', 'blend_gray']
+__all__ = ['NumpySafeColorJitter', 'adjust_hue', 'blend_gray']

@@ -1,10 +1,15 @@
-"""A numpy-2-safe ``ColorJitter``.
+"""``NumpySafeColorJitter``: mmpretrain's ``ColorJitter``, safe under numpy 2
+and on gray images.
 
-Why: mmcv 2.2's ``adjust_hue`` computes ``np.uint8(hue_factor * 255)``, which
-raises ``OverflowError`` under numpy 2 for every negative hue factor, so any
-pipeline with ``hue != 0`` crashes. We subclass mmpretrain's transform, fix
-only the hue step, and register it under the same name so unmodified
-mmpretrain configs (e.g. SwAV's) work.
+Why: mmcv <= 2.2's ``adjust_hue`` computes ``np.uint8(hue_factor * 255)``,
+which raises ``OverflowError`` under numpy >= 2 for every negative hue
+factor, so any pipeline with ``hue != 0`` crashes; and mmpretrain 1.2's
+``ColorJitter`` needs 3 channels for brightness and contrast, so it fails on
+gray ``(H, W)`` images such as Fashion-MNIST's, with any numpy. We subclass
+mmpretrain's transform and fix those steps only. It is registered under its
+own name, leaving mmpretrain's ``ColorJitter`` as it is for every other
+config: a config opts in with ``type='NumpySafeColorJitter'`` (a config
+inherited from mmpretrain, e.g. SwAV's, swaps the type in its pipeline).
 """
 from typing import Dict
 
@@ -56,8 +61,8 @@ def blend_gray(img: np.ndarray, factor: float, other: float) -> np.ndarray:
     return np.clip(out, 0, 255).astype(img.dtype)
 
 
-@TRANSFORMS.register_module(name='ColorJitter', force=True)
-class ColorJitter(_MMPretrainColorJitter):
+@TRANSFORMS.register_module()
+class NumpySafeColorJitter(_MMPretrainColorJitter):
     """mmpretrain's ``ColorJitter`` with a numpy-2-safe hue step.
 
     Same arguments and behaviour as

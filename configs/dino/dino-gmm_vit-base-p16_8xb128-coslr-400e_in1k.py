@@ -1,0 +1,17 @@
+# Decoupled DINO ViT-B/16 on ImageNet-1k: the joint recipe with the
+# prototype head swapped for Gaussian-mixture means fitted by online EM.
+_base_ = [
+    './dino_vit-base-p16_8xb128-coslr-400e_in1k.py',
+    '../_base_/models/decoupled_gmm.py',
+]
+
+model = dict(head=dict(
+    _base_.decoupled_head,  # keeps in_channels, K and the DINO loss
+    gmm=dict(_base_.decoupled_gmm,
+             beta_iters=12510,     # 10 epochs of 1,251 iterations
+             reseed_start=12510)))  # the end of the lr warm-up
+
+custom_hooks = [
+    _base_.em_hook,
+    dict(type='PrototypeMonitorHook', interval=500),
+]

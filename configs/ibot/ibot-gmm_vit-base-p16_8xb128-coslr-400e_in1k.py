@@ -1,0 +1,18 @@
+# Decoupled iBOT ViT-B/16 on ImageNet-1k: the joint recipe with both
+# prototype banks ([CLS] and patch) swapped for Gaussian-mixture means; one
+# OnlineEMHook updates both.
+_base_ = [
+    './ibot_vit-base-p16_8xb128-coslr-400e_in1k.py',
+    '../_base_/models/decoupled_gmm.py',
+]
+
+gmm = dict(type='DecoupledGMMHead',  # keeps in_channels, K and the loss
+           gmm=dict(_base_.decoupled_gmm,
+                    beta_iters=12510,     # 10 epochs of 1,251 iterations
+                    reseed_start=12510))  # the end of the lr warm-up
+model = dict(head=gmm, patch_head=gmm)  # patches: the masked ones
+
+custom_hooks = [
+    _base_.em_hook,
+    dict(type='PrototypeMonitorHook', interval=500),
+]
