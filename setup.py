@@ -46,7 +46,7 @@ setup(
         lite=['mmcv-lite>=2.0.0,<2.4.0'],  # pure Python: enough here
         full=['mmcv>=2.0.0,<2.4.0'],  # compiled ops for your torch / CUDA
         tensorboard=['tensorboard'],  # for TensorboardVisBackend
-        tests=['pytest', 'scikit-learn'],  # reference of the EM step
+        tests=['pytest', 'pytest-xdist', 'scikit-learn'],
     ),
     license='Apache-2.0',
 )

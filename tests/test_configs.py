@@ -38,6 +38,7 @@ def optim_wrapper_here(cfg: Config) -> dict:
     return wrapper
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_builds_and_steps(name):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))

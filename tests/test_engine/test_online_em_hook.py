@@ -140,6 +140,7 @@ def two_rank_run(tmp_path_factory):
             for r in (0, 1)]
 
 
+@pytest.mark.slow
 def test_all_gather_rows_over_two_gloo_processes(two_rank_run):
     r0, r1 = two_rank_run
     # unequal sizes gathered in rank order, identical everywhere

@@ -422,6 +422,7 @@ def test_load_prototypes(tmp_path):
 
 
 # ------------------------------------------------------------- plot script
+@pytest.mark.slow
 def test_plot_prototypes_script(tmp_path):
     gen = torch.Generator().manual_seed(4)
     spread = torch.randn(40, 8, generator=gen)

@@ -348,6 +348,7 @@ def model_features(config: str, ckpt: str, options) -> tuple:
     return torch.stack(feats), torch.tensor(labels), splits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', [JOINT_FMNIST, DECOUPLED_FMNIST])
 def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
                                                     fmnist_root):
@@ -393,6 +394,7 @@ def test_tools_test_reports_diversity_usage_and_knn(config, tmp_path,
     assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] <= 100
 
 
+@pytest.mark.slow
 def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
     """tools/dist_test.sh with 2 gloo processes reports what one process
     does: k-NN, diversity, usage and the embeddings' leaders, also when

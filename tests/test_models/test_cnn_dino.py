@@ -4,6 +4,7 @@ teacher normalises with batch statistics while training; the ResNet-18
 Fashion-MNIST twin trains and tools/test.py reports k-NN and prototype
 metrics for it."""
 import json
+import pytest
 import os.path as osp
 import sys
 
@@ -82,6 +83,7 @@ def test_resnet_dino_steps_and_predicts_pooled_features():
     assert samples[0].prototype_probs.shape == (32, )
 
 
+@pytest.mark.slow
 def test_fmnist_twin_trains_then_tools_test_reports_metrics(tmp_path,
                                                             fmnist_root):
     cfg = small_cfg('dino/dino-gmm_resnet18_1xb64-3e_fmnist.py', str(tmp_path),

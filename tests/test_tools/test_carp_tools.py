@@ -37,6 +37,7 @@ def carp_usage(config: str, ckpt: str, options) -> dict:
             'soft_perplexity': usage_perplexity(probs.sum(0))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', [
     'carp/carp_vit-tiny-p8_1xb64-3e_fmnist.py',
     'carp/carp-gmm_vit-tiny-p8_1xb64-3e_fmnist.py'])

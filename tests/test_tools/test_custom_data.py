@@ -3,6 +3,7 @@
 with tools/train.py, and tools/test.py evaluates k-NN and prototype metrics
 with KNNDataset bank/query on CustomDataset."""
 import json
+import pytest
 import os
 import os.path as osp
 import sys
@@ -39,6 +40,7 @@ def _image_folder(root, fmnist_root, per_class):
             return
 
 
+@pytest.mark.slow
 def test_train_and_test_on_an_image_folder(tmp_path, fmnist_root):
     train_root, val_root = str(tmp_path / 'train'), str(tmp_path / 'val')
     _image_folder(train_root, fmnist_root, per_class=8)

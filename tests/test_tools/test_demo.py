@@ -3,6 +3,7 @@ the reference columns (raw pixels, untrained encoder), the prototype step
 alone run on the frozen baseline encoder, plots, the stage times and
 results.json written with the keys the README documents."""
 import json
+import pytest
 import sys
 
 from tests.conftest import JOINT_FMNIST, load_tool, run_tool
@@ -12,6 +13,7 @@ THRESHOLDS = ('0.025', '0.05', '0.1', '0.25', '0.5')
 NUM_PROTOTYPES = {'baseline': 1024, 'decoupled': 256, 'untrained': 1024}
 
 
+@pytest.mark.slow
 def test_demo_writes_results_and_plots(fmnist_root, tmp_path):
     work_dir = tmp_path / 'demo'
     proc = run_tool([sys.executable, 'tools/demo.py', '--epochs', '1',

@@ -10,6 +10,9 @@ import torch
 from gmproto_mm.testing import RandomMultiCropDataset, crop_sizes
 from tests.conftest import run_tool
 
+# every test reads one report: the GPU check's CPU path, ~30 s
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module')
 def report(tmp_path_factory):

@@ -19,6 +19,7 @@ CONFIG = f'configs/{DECOUPLED_FMNIST}'
 OPTIONS = ['default_hooks.logger.interval=1', 'custom_hooks.1.interval=1']
 
 
+@pytest.mark.slow
 def test_seed_study_runs_summarises_and_resumes(fmnist_root, tmp_path):
     out = tmp_path / 'study' / 'results.json'
     args = [sys.executable, 'tools/analysis/seed_study.py', CONFIG,

@@ -52,6 +52,7 @@ def model_predictions(ckpt: str):
             for out in model.test_step(batch)]
 
 
+@pytest.mark.slow
 def test_out_dumps_predictions_and_out_item_metrics(tmp_path, fmnist_root):
     from gmproto_mm.evaluation.functional import weighted_knn_predict
     ckpt = save_fresh_checkpoint(CONFIG, tmp_path / 'tiny.pth')

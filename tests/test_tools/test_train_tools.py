@@ -18,6 +18,7 @@ from tests.conftest import (DECOUPLED_FMNIST, JOINT_FMNIST, REPO_ROOT,
 
 # the config's posterior targets, and the softmax targets, whose DINO center
 # moves at every step (with the posterior only before the first EM update)
+@pytest.mark.slow
 @pytest.mark.parametrize('targets', ['responsibilities', 'softmax'])
 def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
                                                        targets):
@@ -140,6 +141,7 @@ def test_a_checkpoint_of_the_earlier_em_core_resumes_and_trains_on(
                                torch.ones(64))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('cut', [0.5, 0.0])
 def test_a_corrupt_checkpoint_names_the_file_and_cause(tmp_path, fmnist_root,
                                                        cut):
@@ -168,6 +170,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_cause(tmp_path, fmnist_root,
         assert 'Use another checkpoint' in out.stderr
 
 
+@pytest.mark.slow
 def test_a_pool_that_cannot_fill_is_reported_in_training_and_test(
         tmp_path, fmnist_root):
     """K = 256 pooled rows before EM starts, but only 4 updates of 16 rows
@@ -192,6 +195,7 @@ def test_a_pool_that_cannot_fill_is_reported_in_training_and_test(
         assert json.load(f)['prototypes/mixture_initialized'] == 0.0
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(tmp_path, fmnist_root):
     work = str(tmp_path / 'dist')
     out = run_tool(['bash', 'tools/dist_train.sh', f'configs/{JOINT_FMNIST}',
