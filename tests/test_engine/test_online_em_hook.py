@@ -45,7 +45,7 @@ def test_head_has_one_fixed_bank_and_caches_teacher_embeddings():
 
 
 def test_responsibilities_as_teacher_targets():
-    """METHOD.md's option: the mixture posterior is the teacher target."""
+    """The mixture posterior as the teacher target (an option of ours)."""
     from mmpretrain.registry import MODELS
     head = MODELS.build(dict(type='DecoupledGMMHead', in_channels=16,
                              num_prototypes=8,

@@ -84,7 +84,7 @@ def updates_of_twin_and_resumed(
 def reference_update(state: Dict[str, torch.Tensor], x: torch.Tensor,
                      beta: float, forgetting: float,
                      min_var: float) -> Dict[str, torch.Tensor]:
-    """One online EM step written plainly, in float64 (METHOD.md)."""
+    """One online EM step written plainly, in float64 (docs/method.md)."""
     s = {k: state[k].double() for k in FLOAT_KEYS}
     x = F.normalize(x.double(), dim=1)
     diff = x[:, None, :] - s['mu'][None]  # (N, K, D)

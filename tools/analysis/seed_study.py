@@ -35,7 +35,7 @@ from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, train_and_evaluate,
 
 #: Relative to the repository root (main() changes into it).
 DEFAULT_OUT = 'work_dirs/seed_study/results.json'
-# the measures of METHOD.md: k-NN, usage, uniqueness, embedding spread
+# the measures of docs/method.md: k-NN, usage, uniqueness, embedding spread
 PLOT_X, PLOT_Y = 'prototypes/used_prototypes', 'knn/top1'
 PLOT_MARKERS = ('o', 's', '^', 'D', 'v')
 
