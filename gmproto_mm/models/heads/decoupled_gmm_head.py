@@ -45,10 +45,9 @@ class DecoupledGMMHead(BasePrototypeHead):
             ``'responsibilities'``: the mixture posterior ``r_nk`` (beta = 1)
             of the teacher embeddings, no centring (an option of the
             method's specification; the evaluation assignment follows).
-            Needs ``DINOLoss`` (its ``cross_view_loss``) or ``CARPLoss``,
-            which is given ``log p_nk`` as teacher logits, so
-            that each block's target is the posterior restricted to the
-            block and renormalised. Until the first EM update initialises
+            Needs ``DINOLoss`` (its ``cross_view_loss``); refused with
+            ``CARPLoss`` (measured: the encoder collapsed onto one
+            prototype). Until the first EM update initialises
             the mixture, the softmax targets are used. Cost: one
             ``(B, 2D+1) x (2D+1, K)`` matmul per global view, ``O(B K D)``,
             about twice the teacher's logits. Defaults to ``'softmax'``.
@@ -74,13 +73,16 @@ class DecoupledGMMHead(BasePrototypeHead):
         if teacher_targets not in _TEACHER_TARGETS:
             raise ValueError(f'teacher_targets must be one of '
                              f'{_TEACHER_TARGETS}, got {teacher_targets!r}')
-        if teacher_targets == 'responsibilities' and not (
-                hasattr(self.loss_module, 'cross_view_loss') or getattr(
-                    self.loss_module, 'teacher_logits_are_log_targets',
-                    False)):
+        if teacher_targets == 'responsibilities' and not hasattr(
+                self.loss_module, 'cross_view_loss'):
+            # CARP with posterior targets was measured and removed: the
+            # encoder collapsed onto one prototype in 3 of 3 seeds
             raise ValueError("teacher_targets='responsibilities' needs a "
-                             'loss that takes targets (DINOLoss, CARPLoss), '
-                             f'got {type(self.loss_module).__name__}')
+                             'loss that takes targets (DINOLoss), got '
+                             f'{type(self.loss_module).__name__}; use '
+                             "teacher_targets='softmax' (with CARPLoss the "
+                             'posterior targets collapsed the encoder onto '
+                             'one prototype, docs/results.md)')
         self.teacher_targets = teacher_targets
         self.em_bank = GMMPrototypeBank(num_prototypes, in_channels, gmm,
                                         max_cached_batches,
@@ -116,14 +118,6 @@ class DecoupledGMMHead(BasePrototypeHead):
             return super().loss(student_embeds, teacher_embeds,
                                 teacher_module, iteration)
         student_logits = [self.logits(z) for z in student_embeds]
-        if getattr(self.loss_module, 'teacher_logits_are_log_targets',
-                   False):
-            # CARP: log p_nk in place of the teacher logits;
-            # the block softmax is the posterior restricted to the block
-            # and renormalised, computed without underflow
-            log_targets = [self.gmm.log_prob(z) for z in teacher_embeds]
-            self.observe_teacher(teacher_embeds)
-            return self.loss_terms(student_logits, log_targets, iteration)
         targets = [self.gmm.responsibilities(z) for z in teacher_embeds]
         self.observe_teacher(teacher_embeds)
         return dict(loss=self.loss_module.cross_view_loss(student_logits,

@@ -145,10 +145,6 @@ class CARPLoss(nn.Module):
 
     # the head passes the training iteration (see forward)
     needs_iteration = True
-    # teacher logits are log-targets up to a row constant (block softmax,
-    # no temperature or centring), so a head may pass log-posteriors
-    # (DecoupledGMMHead's teacher_targets='responsibilities')
-    teacher_logits_are_log_targets = True
 
     def __init__(self,
                  num_prototypes: int,
