@@ -17,10 +17,9 @@ from gmproto_mm.datasets import prepare_fashion_mnist
 init_default_scope('mmpretrain')  # what the configs' default_scope does
 
 if os.environ.get('PYTEST_XDIST_WORKER'):
-    # pytest.ini starts 2 workers for 2 cores: one thread each, in the tools
-    # the tests start too; torch's default of one thread per core made 2
-    # workers oversubscribe the cores (suite: 606 s against 678 s for one
-    # worker on a busy machine)
+    # pytest.ini starts 2 workers for 2 cores: one thread each, also in the
+    # tools the tests start (torch's default, one thread per core, made the
+    # two workers oversubscribe the cores)
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     torch.set_num_threads(1)
 
