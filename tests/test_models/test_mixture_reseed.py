@@ -4,7 +4,7 @@ import re
 import pytest
 import torch
 
-from gmproto_mm.models.mixture import maintenance
+from gmproto_mm.models.mixture import maintenance, online_em
 from gmproto_mm.models.mixture.online_em import (OnlineGaussianMixture,
                                                  build_mixture)
 
@@ -162,12 +162,20 @@ def test_a_restart_takes_the_variance_of_the_components_in_use() -> None:
     torch.testing.assert_close(gmm.var[3], x.var(dim=0, correction=0))
 
 
-def test_a_restart_on_data_takes_its_rows_at_once() -> None:
+@pytest.mark.parametrize('chunk_rows', [1024, 7])
+def test_a_restart_on_data_takes_its_rows_at_once(monkeypatch,
+                                                  chunk_rows) -> None:
     """A component restarted on a batch row takes the responsibility the
     E-step would have given it -- its own row and close neighbours -- so it
     is active at once; its statistics equal a plain computation of
     r_nj = e_nj / (Z_n + e_nj) from the E-step's row maxima and
-    normalisers."""
+    normalisers. Also over row chunks of 7 of the 32 rows (the sums are
+    exact), and no block of more rows than a chunk is formed."""
+    monkeypatch.setattr(online_em, 'CHUNK_ROWS', chunk_rows)
+    blocks = []
+    features = online_em._features
+    monkeypatch.setattr(online_em, '_features',
+                        lambda x: blocks.append(x.shape[0]) or features(x))
     gen = torch.Generator().manual_seed(0)
     eye = torch.eye(6)
     x = torch.cat([clustered(eye[:1], 24, 0.02, gen),
@@ -183,7 +191,9 @@ def test_a_restart_on_data_takes_its_rows_at_once() -> None:
     before = {k: getattr(gmm, k).clone()
               for k in ('acc_count', 'acc_sum', 'acc_sq_sum')}
     start = x[24].clone()  # a row of the uncovered cluster
+    blocks.clear()
     gmm._restart(torch.tensor([3]), start[None], x, fit)
+    assert blocks and max(blocks) <= chunk_rows
     assert float(gmm.acc_count[3]) > gmm.prior_count + 0.5  # not idle
     # the reference: the restarted component's log density, the row
     # maxima and normalisers of the E-step, no other component revisited

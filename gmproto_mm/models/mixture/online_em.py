@@ -578,8 +578,9 @@ class OnlineGaussianMixture(nn.Module):
         with ``e_nj = exp(beta log p_nj - m_n)``, where ``m_n`` and ``Z_n``
         are row ``n``'s maximum and softmax normaliser from the E-step
         (the other components' responsibilities are not revisited). Entries
-        below ``e^-40`` are 0, as in the E-step. ``O(N R D)``."""
-        feats = _features(x)
+        below ``e^-40`` are 0, as in the E-step. ``O(N R D)``, over the
+        E-step's row chunks: at most ``(N_c, R)`` responsibilities and
+        ``(N_c, 2D+1)`` features at once (``R <= K``)."""
         var, mu = self.var[which], self.mu[which]
         log_pi = self.pi[which].log()
         weights = torch.cat([
@@ -587,13 +588,18 @@ class OnlineGaussianMixture(nn.Module):
             (log_pi - 0.5 * (var.log().sum(dim=1) +
                              (mu * mu / var).sum(dim=1))).unsqueeze(1)
         ], dim=1)
-        shifted = torch.addmm(-fit.row_max.unsqueeze(1), feats, weights.T,
-                              alpha=fit.beta)
-        e = shifted.clamp_(_RESP_LOG_FLOOR, 80.0).exp_()
-        resp = e / (fit.row_sum.unsqueeze(1) + e)
-        torch.nn.functional.threshold_(resp, _RESP_FLOOR, 0.0)
-        stats = resp.T @ feats  # (R, 2D+1): [Q, S, N]
         D = self.dim
+        stats = x.new_zeros(which.numel(), 2 * D + 1)  # [Q, S, N]
+        chunk = self._chunk_rows()
+        for start in range(0, x.shape[0], chunk):
+            feats = _features(x[start:start + chunk])
+            rows = slice(start, start + feats.shape[0])
+            shifted = torch.addmm(-fit.row_max[rows].unsqueeze(1), feats,
+                                  weights.T, alpha=fit.beta)
+            e = shifted.clamp_(_RESP_LOG_FLOOR, 80.0).exp_()
+            resp = e / (fit.row_sum[rows].unsqueeze(1) + e)
+            torch.nn.functional.threshold_(resp, _RESP_FLOOR, 0.0)
+            stats.addmm_(resp.T, feats)
         self.acc_sq_sum[which] += stats[:, :D]
         self.acc_sum[which] += stats[:, D:2 * D]
         self.acc_count[which] += stats[:, 2 * D]
