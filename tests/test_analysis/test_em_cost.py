@@ -31,6 +31,18 @@ def test_em_ratio_is_update_over_matmul_after_initialisation(variant):
     assert run['merged'] >= 0
 
 
+def test_benchmarked_options_are_the_configs():
+    """The benchmark and the suite's scale test time the decoupled
+    configs' EM options (re-seeding from the first update, so it is
+    timed), not a copy that drifted from them."""
+    from mmengine.config import Config
+    base = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs/_base_/models/decoupled_gmm.py'))
+    options = dict(em_cost.DEFAULT_OPTIONS)
+    assert options.pop('reseed_start') == 0
+    assert options == {key: base.decoupled_gmm[key] for key in options}
+
+
 def test_first_step_after_pooling_pools_k_rows():
     # K / rows = 4 updates: three pool, the fourth initialises and steps
     first = em_cost.first_step_after_pooling(K, D, rows=16)

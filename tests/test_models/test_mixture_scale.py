@@ -9,14 +9,11 @@ import sys
 import pytest
 import torch
 
+from gmproto_mm.analysis import DEFAULT_OPTIONS
 from gmproto_mm.evaluation.functional import prototype_diversity
 from gmproto_mm.models.mixture import OnlineGaussianMixture, maintenance
 from gmproto_mm.testing import stream_scale_check
 from tests.conftest import REPO_ROOT
-
-# the EM options of configs/_base_/models/decoupled_gmm.py
-DEFAULT_OPTIONS = dict(init='uniform', reseed_rate=1 / 32, merge_within=0.1,
-                       stale_decay=0.02)
 
 
 def test_used_components_reach_the_clusters_and_stay_apart() -> None:

@@ -8,7 +8,7 @@ decoupled_gmm = dict(
     init='uniform',       # like a joint head's random last layer
     reseed_rate=1 / 32,   # ours: idle components re-seeded per batch row
     merge_within=0.1,     # ours: means closer than the paper's eps merge
-    stale_decay=0.02)     # ours: unused components fade, per K rows seen
+    stale_decay=0.04)     # ours: unused components fade, per K rows seen
 # the paper's method alone: our options off
 paper_gmm = dict(forgetting=0.01, beta_start=0.3, beta_schedule='cosine',
                  min_var=1e-4, init='uniform')
