@@ -74,7 +74,8 @@ def test_loss_matches_reference_and_skips_same_view():
     loss = MODELS.build(dict(type='DINOLoss', num_prototypes=6,
                              warmup_teacher_temp_epochs=0))
     student = [torch.randn(3, 6) for _ in range(4)]
-    teacher = [torch.randn(3, 6) for _ in range(2)]
+    # a center with a spread of ~1.5 across prototypes (20 x tau_t) ...
+    teacher = [torch.randn(3, 6) + 3 * torch.arange(6.) for _ in range(2)]
     got = loss(student, teacher)
     expected, pairs = 0., 0
     for i, t in enumerate(teacher):
@@ -88,7 +89,8 @@ def test_loss_matches_reference_and_skips_same_view():
     center = 0.1 * torch.cat(teacher).mean(0, keepdim=True)
     torch.testing.assert_close(loss.center, center)
     # the second call's targets are centred: softmax((t - center) / tau_t)
-    teacher2 = [torch.randn(3, 6) + torch.arange(6.) for _ in range(2)]
+    # ... decides near-flat teacher logits' targets
+    teacher2 = [0.1 * torch.randn(3, 6) for _ in range(2)]
     expected = sum(
         -(torch.softmax((t - center) / 0.07, -1) *
           torch.log_softmax(s / 0.1, -1)).sum(-1).mean()
