@@ -17,7 +17,7 @@ import difflib
 import inspect
 import math
 import warnings
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -520,6 +520,15 @@ class OnlineGaussianMixture(nn.Module):
         return max(1, min(CHUNK_ROWS,
                           CHUNK_BYTES // (4 * self.num_components)))
 
+    def _feature_chunks(self, x: Tensor) -> Iterator[Tuple[slice, Tensor]]:
+        """``(rows, [x^2, x, 1] of x[rows])`` for each chunk of
+        :meth:`_chunk_rows` rows of ``x`` ``(N, D)``, in order: how the
+        E-step and a restart's share of the batch bound their memory."""
+        chunk = self._chunk_rows()
+        for start in range(0, x.shape[0], chunk):
+            feats = _features(x[start:start + chunk])
+            yield slice(start, start + feats.shape[0]), feats
+
     # ------------------------------------------------------------- EM pieces
     def _initialise(self, pool: Tensor) -> None:
         """Means from :func:`.initialisation.initial_means` on ``pool``
@@ -590,10 +599,7 @@ class OnlineGaussianMixture(nn.Module):
         ], dim=1)
         D = self.dim
         stats = x.new_zeros(which.numel(), 2 * D + 1)  # [Q, S, N]
-        chunk = self._chunk_rows()
-        for start in range(0, x.shape[0], chunk):
-            feats = _features(x[start:start + chunk])
-            rows = slice(start, start + feats.shape[0])
+        for rows, feats in self._feature_chunks(x):
             shifted = torch.addmm(-fit.row_max[rows].unsqueeze(1), feats,
                                   weights.T, alpha=fit.beta)
             e = shifted.clamp_(_RESP_LOG_FLOOR, 80.0).exp_()
@@ -662,14 +668,11 @@ class OnlineGaussianMixture(nn.Module):
         weights = self._e_step_weights()
         n, K, D = x.shape[0], self.num_components, self.dim
         stats = self._scratch('_stats', K, 2 * D + 1).zero_()
-        chunk = self._chunk_rows()
         pairs = pairs and K >= 2
         top2, fit = [], []
         resp_max, log_lik = x.new_zeros(()), x.new_zeros(())
-        for start in range(0, n, chunk):
-            feats = _features(x[start:start + chunk])
-            rows = feats.shape[0]
-            resp = self._scratch('_resp', rows, K)
+        for rows, feats in self._feature_chunks(x):
+            resp = self._scratch('_resp', feats.shape[0], K)
             # beta * log p (up to a constant) in one matmul, beta as alpha
             torch.addmm(resp.new_zeros(()), feats, weights.T, beta=0.0,
                         alpha=beta, out=resp)
@@ -681,8 +684,8 @@ class OnlineGaussianMixture(nn.Module):
                 row_max = resp.amax(dim=1, keepdim=True)
             resp.sub_(row_max)
             fit.append(torch.cat([row_max, row_max], dim=1))
-            if beta != 1.0 and start == 0:  # before exp_(): log p - max
-                head = min(rows, _LOG_LIK_ROWS)
+            if beta != 1.0 and rows.start == 0:  # before exp_(): log p - max
+                head = min(feats.shape[0], _LOG_LIK_ROWS)
                 # clamped: exp(-87) is still a normal fp32 number
                 shifted = (resp[:head] / beta).clamp_(min=-87.0)
                 log_lik = (row_max[:head] / beta + torch.logsumexp(
