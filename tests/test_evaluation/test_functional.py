@@ -113,6 +113,16 @@ def test_all_distinct_is_100_percent():
     ]
 
 
+def steps_of(steps):
+    """Each value a generator yields, then the value it returns."""
+    while True:
+        try:
+            yield next(steps)
+        except StopIteration as done:
+            yield done.value
+            return
+
+
 @pytest.mark.parametrize('kind', ['gaussian', 'clusters', 'arc'])
 @pytest.mark.parametrize('edge_limit', [1 << 20, 0])
 def test_blockwise_equals_brute_force(kind, edge_limit, monkeypatch):
@@ -132,8 +142,17 @@ def test_blockwise_equals_brute_force(kind, edge_limit, monkeypatch):
             x = on_circle(angles, dim) + 0.005 * torch.randn(
                 num, dim, generator=gen, dtype=torch.float64)
         ref = brute_force_diversity(x, EPS)
+        leaders = {k: v for k, v in ref.items() if k.startswith('unique')}
         for block_size in (1, 4, 7, num, 4096):
             assert prototype_diversity(x, EPS, block_size=block_size) == ref
+            # the leaders alone (what PrototypeMonitorHook logs), one tile
+            # per next(): the last one returns the result
+            steps = diversity.prototype_diversity_steps(
+                x, EPS, block_size, components=False)
+            done = list(steps_of(steps))
+            assert done[:-1] == list(range(1, len(done)))
+            assert len(done) == diversity.diversity_tiles(num, block_size)
+            assert done[-1] == leaders
 
 
 def test_exact_at_the_threshold():

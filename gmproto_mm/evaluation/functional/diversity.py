@@ -24,11 +24,13 @@ Reference: decoupled Gaussian-mixture prototypes,
 https://arxiv.org/abs/2510.20108
 """
 import math
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Generator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ...precision import cosine_margin, fp32_matmuls_are_ieee
 
 ArrayLike = Union[Tensor, np.ndarray]
 
@@ -122,26 +124,9 @@ def _similarity_dtype(device: torch.device) -> torch.dtype:
 
     TF32 / bf16 float32 matmuls would make the error margin useless.
     """
-    if device.type != 'cpu':
-        return torch.float64
-    if torch.get_float32_matmul_precision() != 'highest':
-        return torch.float64
-    mkldnn_matmul = getattr(getattr(torch.backends, 'mkldnn', None),
-                            'matmul', None)
-    precision = getattr(mkldnn_matmul, 'fp32_precision', None)
-    if precision not in (None, 'ieee', 'none'):
+    if device.type != 'cpu' or not fp32_matmuls_are_ieee(device):
         return torch.float64
     return torch.float32
-
-
-def _cosine_margin(dim: int, dtype: torch.dtype) -> float:
-    """Bound on |computed - exact| cosine of two unit vectors of length dim.
-
-    Rounding the unit rows to ``dtype`` and a length-``dim`` dot product give
-    at most ``(dim + 2) * u`` with ``u = finfo.eps / 2`` (Higham's gamma_n);
-    we use four times that.
-    """
-    return 2.0 * (dim + 4) * torch.finfo(dtype).eps
 
 
 # --------------------------------------------------------------------------
@@ -174,20 +159,32 @@ def _union(parent: Tensor, u: Tensor, v: Tensor) -> None:
 # the eps-graph, tile by tile
 # --------------------------------------------------------------------------
 class _Threshold:
-    """Per-threshold state: greedy leaders and the union-find forest."""
+    """Per-threshold state: greedy leaders and the union-find forest (the
+    forest only with ``components``: leaders alone need none of it)."""
 
     def __init__(self, eps: float, num: int, device: torch.device,
-                 margin: float) -> None:
+                 margin: float, components: bool = True) -> None:
         self.eps = eps
         self.cut = 1.0 - eps * eps / 2.0
         self.hi = self.cut + margin  # above: an edge for sure
         self.lo = self.cut - margin  # at or below: no edge for sure
         self.kept = torch.zeros(num, dtype=torch.bool, device=device)
-        self.parent = torch.arange(num, device=device)
+        self.components = components
+        self.parent = torch.arange(num, device=device) if components \
+            else None
 
     def single_root(self, *spans: slice) -> bool:
+        """Whether the spans already form one component (always, when
+        components are not tracked: nothing is left to join)."""
+        if not self.components:
+            return True
         roots = torch.cat([self.parent[s] for s in spans])
         return bool((roots == roots[0]).all())
+
+    def union(self, u: Tensor, v: Tensor) -> None:
+        """Join the pairs ``(u[i], v[i])`` (when tracking components)."""
+        if self.components:
+            _union(self.parent, u, v)
 
 
 def _refine(x64: Tensor, gi: Tensor, gj: Tensor, eps: float) -> Tensor:
@@ -284,7 +281,7 @@ def _cover_by_leaders(th: _Threshold, cov: Tensor, i0: int, s: Tensor,
         ok = _refine_where(s[m], gi, gj, th, x64)
         gi, gj = gi[ok], gj[ok]
         cov[gi - i0] = True
-        _union(th.parent, gi, gj)
+        th.union(gi, gj)
 
 
 def _off_diagonal_pass(ths: List[_Threshold], covered: List[Tensor],
@@ -345,7 +342,7 @@ def _off_diagonal_pass(ths: List[_Threshold], covered: List[Tensor],
                     leader = c[adj[hit].to(torch.uint8).argmax(dim=1)]
                     r = r[hit]
                     cov[r - i0] = True
-                    _union(th.parent, r, leader)
+                    th.union(r, leader)
         if do_comp:
             _dense_components(th, sim, rows, cols, x64)
 
@@ -494,7 +491,7 @@ def _diagonal_tile(ths: List[_Threshold], covered: List[Tensor], xs: Tensor,
             lost_t = torch.from_numpy(lost).to(device)
             by = torch.from_numpy(killer[lost]).to(device)
             th.kept[rows[lost_t]] = False
-            _union(th.parent, rows[lost_t], rows[by])
+            th.union(rows[lost_t], rows[by])
         if do_comp:
             if sparse:
                 _sparse_components(th, s, ga, gb, x64)
@@ -505,7 +502,8 @@ def _diagonal_tile(ths: List[_Threshold], covered: List[Tensor], xs: Tensor,
 def prototype_diversity(
         prototypes: ArrayLike,
         thresholds: Union[Sequence[float], float] = DEFAULT_THRESHOLDS,
-        block_size: int = 4096) -> Dict[str, float]:
+        block_size: int = 4096,
+        components: bool = True) -> Dict[str, float]:
     """Unique-prototype percentage and eps-graph components at several eps.
 
     Rows are L2-normalised; ``i`` and ``j`` are neighbours at ``eps`` when
@@ -514,15 +512,17 @@ def prototype_diversity(
     * ``unique@{eps:g}``: percentage of the ``K`` prototypes kept by greedy
       leaders -- walk rows in index order and keep one unless an already
       kept row is a neighbour.
-    * ``components@{eps:g}``: number of connected components of the
-      eps-neighbour graph (an integer, returned as ``float`` like every
-      value here so the dict logs uniformly).
+    * ``components@{eps:g}`` (with ``components``): number of connected
+      components of the eps-neighbour graph (an integer, returned as
+      ``float`` like every value here so the dict logs uniformly).
 
     The computation is exact (see the module docstring), blockwise with
     ``(block_size, block_size)`` similarity tiles, and shares each tile
     between all thresholds. Blocks already reduced to one leader / one
     component are skipped, so a fully collapsed bank needs only thin
-    ``(block_size, 1)`` tiles after its first block.
+    ``(block_size, 1)`` tiles after its first block. ``O(K^2 D)`` at most,
+    in ``ceil(K / block_size) (ceil(K / block_size) + 1) / 2`` tiles:
+    :func:`prototype_diversity_steps` runs them one at a time.
 
     Args:
         prototypes (Tensor | np.ndarray): The bank, ``(K, D)``, any real
@@ -531,10 +531,14 @@ def prototype_diversity(
         thresholds (Sequence[float] | float): Distances ``eps > 0``.
             Defaults to ``(0.025, 0.05, 0.1, 0.25, 0.5)``.
         block_size (int): Rows per similarity tile. Defaults to 4096.
+        components (bool): Also count the connected components (a
+            union-find over the eps-edges: the leaders alone need less
+            work). Defaults to True.
 
     Returns:
-        Dict[str, float]: ``unique@{eps:g}`` (percent) and
-        ``components@{eps:g}`` (count) for each threshold, in order.
+        Dict[str, float]: ``unique@{eps:g}`` (percent) and, with
+        ``components``, ``components@{eps:g}`` (count) for each threshold,
+        in order.
 
     Raises:
         ValueError: If ``prototypes`` is not 2-D, is empty, or has
@@ -551,17 +555,68 @@ def prototype_diversity(
         >>> prototype_diversity(w, thresholds=(2.0,))  # everything merges
         {'unique@2': 16.666666666666668, 'components@2': 1.0}
     """
+    steps = prototype_diversity_steps(prototypes, thresholds, block_size,
+                                      components)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def prototype_diversity_steps(
+        prototypes: ArrayLike,
+        thresholds: Union[Sequence[float], float] = DEFAULT_THRESHOLDS,
+        block_size: int = 4096,
+        components: bool = True
+) -> Generator[int, None, Dict[str, float]]:
+    """:func:`prototype_diversity`, one similarity tile at a time.
+
+    The input is validated and copied (normalised, float64: ``8 K D``
+    bytes, plus ``4 K D`` for float32 tiles on the CPU) when this is
+    called; the returned generator then computes one ``(block_size,
+    block_size)`` tile per ``next()`` -- at most ``block_size^2 D``
+    multiply-adds and a few host synchronisations -- yielding the number
+    of tiles done, and returns the result dict (``StopIteration.value``)
+    after the last. Changing the bank meanwhile does not change the result.
+    What ``PrototypeMonitorHook`` spreads over training iterations.
+
+    Args:
+        prototypes (Tensor | np.ndarray): The bank, ``(K, D)``.
+        thresholds (Sequence[float] | float): Distances ``eps > 0``.
+        block_size (int): Rows per similarity tile. Defaults to 4096.
+        components (bool): Also count the connected components. Defaults
+            to True.
+
+    Returns:
+        Generator: Yields tiles done; returns the dict of
+        :func:`prototype_diversity`.
+    """
     x64 = _normalized_rows(prototypes)
     eps_list = _check_thresholds(thresholds)
     block = _check_block_size(block_size)
+    return _diversity_tiles(x64, eps_list, block, components)
+
+
+def diversity_tiles(num_prototypes: int, block_size: int = 4096) -> int:
+    """Tiles :func:`prototype_diversity_steps` computes for ``K``
+    prototypes: ``B (B + 1) / 2`` for ``B = ceil(K / block_size)``."""
+    blocks = -(-num_prototypes // block_size)
+    return blocks * (blocks + 1) // 2
+
+
+def _diversity_tiles(x64: Tensor, eps_list: List[float], block: int,
+                     components: bool
+                     ) -> Generator[int, None, Dict[str, float]]:
     num, dim = x64.shape
     device = x64.device
     dtype = _similarity_dtype(device)
     xs = x64.to(dtype)
-    margin = _cosine_margin(dim, dtype)
-    ths = [_Threshold(e, num, device, margin) for e in eps_list]
+    margin = cosine_margin(dim, dtype)
+    ths = [_Threshold(e, num, device, margin, components) for e in eps_list]
     lo_all = min(th.lo for th in ths)
 
+    done = 0
     for i0 in range(0, num, block):
         i1 = min(i0 + block, num)
         covered = [
@@ -570,13 +625,20 @@ def prototype_diversity(
         for j0 in range(0, i0, block):
             _off_diagonal_tile(ths, covered, xs, x64, i0, i1, j0,
                                min(j0 + block, num), lo_all)
+            done += 1
+            yield done
         _diagonal_tile(ths, covered, xs, x64, i0, i1, lo_all)
+        done += 1
+        if i1 < num:
+            yield done
 
     out: Dict[str, float] = {}
     for th in ths:
         out[f'unique@{th.eps:g}'] = 100.0 * int(th.kept.sum()) / num
-        roots = int((th.parent == torch.arange(num, device=device)).sum())
-        out[f'components@{th.eps:g}'] = float(roots)
+        if components:
+            roots = int((th.parent == torch.arange(num,
+                                                   device=device)).sum())
+            out[f'components@{th.eps:g}'] = float(roots)
     return out
 
 
