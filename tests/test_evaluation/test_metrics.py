@@ -8,7 +8,8 @@ import torch
 from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS, METRICS
 
-from gmproto_mm.engine.hooks import find_prototype_banks
+from gmproto_mm.engine.hooks import PrototypeMonitorHook, find_prototype_banks
+from gmproto_mm.evaluation.functional import prototype_diversity
 from gmproto_mm.evaluation.metrics import prototype_classes
 from tests.conftest import (DECOUPLED_FMNIST, JOINT_FMNIST, SMALL_TEST_OPTIONS,
                             free_port, run_tool, save_fresh_checkpoint,
@@ -422,3 +423,64 @@ def test_dist_test_two_cpu_processes_match_one(tmp_path, fmnist_root):
     for key in one:
         if key.startswith(('prototypes/', 'knn/')):
             assert two[key] == pytest.approx(one[key], rel=1e-5), key
+
+
+class _Bank(torch.nn.Module):
+    def __init__(self, prototypes: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer('prototypes', prototypes)
+
+
+def test_monitor_hook_spreads_a_measurement_over_iterations(monkeypatch):
+    """A bank larger than one tile is measured a bounded number of tiles
+    per iteration (no rank waits for the whole O(K^2 D) measurement), on
+    a copy: the values logged when the last tile is done are exactly
+    prototype_diversity of the bank at the start, with the iteration they
+    belong to; the next measurement starts only after it."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub, MMLogger
+
+    from gmproto_mm.evaluation.functional import diversity
+    tiles = []
+    for name in ('_off_diagonal_tile', '_diagonal_tile'):
+        tile = getattr(diversity, name)
+        monkeypatch.setattr(
+            diversity, name,
+            lambda *a, _tile=tile, **k: tiles.append(runner.iter) or
+            _tile(*a, **k))
+    gen = torch.Generator().manual_seed(0)
+    bank = torch.nn.functional.normalize(torch.randn(40, 8, generator=gen),
+                                         dim=1)
+    bank[20:] = torch.nn.functional.normalize(
+        bank[:20] + 0.02 * torch.randn(20, 8, generator=gen), dim=1)
+    model = _Bank(bank)
+    runner = SimpleNamespace(
+        model=model, iter=0, max_iters=40,
+        message_hub=MessageHub.get_instance('test_monitor_spreads'),
+        logger=MMLogger.get_instance('test_monitor_spreads'))
+    hook = PrototypeMonitorHook(interval=3, thresholds=(0.1, 0.5),
+                                tiles_per_iter=2, block_size=8)
+    assert diversity.diversity_tiles(40, 8) == 15  # 8 iterations at 2
+    hook.before_train(runner)
+    at_start = None
+    for t in range(20):
+        runner.iter = t
+        if t == 2:  # the first start: iteration 3 in the log
+            at_start = model.prototypes.clone()
+        hook.after_train_iter(runner, t)
+        model.prototypes.mul_(-1.0).add_(0.01)  # the bank moves on
+    per_iter = {t: tiles.count(t) for t in set(tiles)}
+    assert max(per_iter.values()) == 2
+    expected = prototype_diversity(at_start, (0.1, 0.5), components=False)
+    assert expected['unique@0.1'] < 100
+    hub = runner.message_hub
+    for eps in ('0.1', '0.5'):
+        values, steps = hub.get_scalar(f'train/proto_unique@{eps}').data
+        assert values[0] == expected[f'unique@{eps}']
+    measured = hub.get_scalar('train/proto_measured_iter').data[0]
+    assert measured[0] == 3
+    # first finished at iteration index 2 + 7 = 9; the second started at
+    # index 11 (the next multiple of 3 after it finished), not before
+    assert min(t for t in tiles if t > 9) == 11
+    assert list(measured[:2]) == [3, 12]
