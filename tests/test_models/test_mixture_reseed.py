@@ -213,3 +213,40 @@ def test_a_restart_on_data_takes_its_rows_at_once(monkeypatch,
         keep = torch.ones(5, dtype=torch.bool)
         keep[3] = False
         assert torch.equal(getattr(gmm, key)[keep], value[keep]), key
+
+
+def test_restarted_components_share_each_row_with_the_others() -> None:
+    """Four components restarted on the same uncovered cluster split its
+    rows in one softmax with the components already there: together they
+    take less than one row of mass per row (independently normalised, each
+    would take almost every row: four rows of mass per row), and each
+    takes ``r_nj = e_nj / (Z_n + sum_i e_ni)``."""
+    gen = torch.Generator().manual_seed(0)
+    eye = torch.eye(6)
+    x = torch.cat([clustered(eye[:1], 24, 0.02, gen),
+                   clustered(eye[1:2], 16, 0.02, gen)])
+    gmm = OnlineGaussianMixture(8, 6, init='uniform', beta_iters=0)
+    gmm.update(x)
+    gmm.mu[0] = eye[0]
+    gmm.var.fill_(1e-3)
+    gmm.acc_count.fill_(gmm.prior_count)
+    gmm.acc_count[0] = 30.0
+    gmm._renormalise_weights()
+    fit = row_fit_of(gmm, x)
+    which = torch.tensor([2, 3, 5, 6])
+    starts = torch.nn.functional.normalize(
+        eye[1] + 0.01 * torch.randn(4, 6, generator=gen), dim=1)
+    gmm._restart(which, starts, x, fit)
+    taken = gmm.acc_count[which].double() - gmm.prior_count
+    assert float(taken.sum()) <= 16.0 + 1e-4  # the 16 rows of the cluster
+    assert bool((taken > 0.5).all())  # each became active
+    # the reference: one softmax over the E-step's components and the four,
+    # at the restart's variance (that of component 0, the only one in use)
+    var = torch.full((4, 6), 1e-3, dtype=torch.float64)
+    pi = torch.tensor(gmm.prior_count).double() / (
+        gmm.acc_count.double().sum() - taken.sum())
+    log_p = pi.log() - 0.5 * (var.log().sum(dim=1) + (
+        (x.double()[:, None] - starts.double()) ** 2 / var).sum(dim=2))
+    e = (log_p - fit.row_max.double()[:, None]).exp()
+    r = e / (fit.row_sum.double() + e.sum(dim=1))[:, None]
+    torch.testing.assert_close(taken, r.sum(dim=0), rtol=1e-4, atol=1e-4)

@@ -499,22 +499,6 @@ def test_properties_and_repr() -> None:
         assert part in text
 
 
-def test_tf32_guard_restores_setting() -> None:
-    """The EM matmuls run in IEEE fp32 on CUDA even if TF32 is on."""
-    from gmproto_mm.models.mixture.online_em import _IeeeFp32Matmul
-    matmul = torch.backends.cuda.matmul
-    previous = matmul.fp32_precision
-    try:
-        matmul.fp32_precision = 'tf32'
-        with _IeeeFp32Matmul(torch.device('cuda')):
-            assert matmul.fp32_precision == 'ieee'
-        assert matmul.fp32_precision == 'tf32'
-        with _IeeeFp32Matmul(torch.device('cpu')):
-            assert matmul.fp32_precision == 'tf32'
-    finally:
-        matmul.fp32_precision = previous
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_matches_cpu_and_restores_tf32_setting() -> None:
     matmul = torch.backends.cuda.matmul
@@ -565,6 +549,37 @@ def test_kmeans_pp_is_refused_where_it_is_quadratic():
     assert '65536 x 65536 x 256' in str(err.value)
     assert OnlineGaussianMixture(65536, 4).init == 'sample'
     OnlineGaussianMixture(1024, 128, init='kmeans++')  # cheap: accepted
+
+
+def test_kmeans_pp_work_is_bounded_by_the_rows_it_sees(monkeypatch):
+    """The construction check counts ``init_samples`` rows, but the pool
+    holds every row of the batch that filled it (``init_samples=1``: the
+    whole first batch, e.g. iBOT's 60,000 patch rows): k-means++ seeds on
+    at most ``max(init_samples, budget / (K D))`` of them, a seeded subset,
+    the same on every rank; a pool within that bound is used whole."""
+    from gmproto_mm.models.mixture import initialisation
+    monkeypatch.setattr(initialisation, 'KMEANS_PP_MAX_WORK', 1 << 14)
+    seen = []
+    seeding = initialisation.kmeans_pp_indices
+    monkeypatch.setattr(
+        initialisation, 'kmeans_pp_indices',
+        lambda x, k, gen: seen.append(x.clone()) or seeding(x, k, gen))
+    K, D = 64, 8  # budget / (K D) = 32 rows
+    x = unit_rows(1000, D, seed=3)
+    means = []
+    for _ in range(2):
+        gmm = OnlineGaussianMixture(K, D, init='kmeans++', init_samples=1)
+        gmm.update(x)
+        means.append(gmm.means.clone())
+    assert [s.shape[0] for s in seen] == [32, 32]
+    assert K * seen[0].shape[0] * D <= 1 << 14
+    assert torch.equal(seen[0], seen[1]) and torch.equal(*means)
+    assert (seen[0] @ x.T).max(dim=1).values.min() > 1 - 1e-6  # its rows
+    gmm = OnlineGaussianMixture(K, D, init='kmeans++', init_samples=20)
+    gmm.update(x[:25])  # within the bound: all 25 pooled rows
+    assert seen[-1].shape[0] == 25
+    with pytest.raises(ValueError, match="init='sample'"):
+        OnlineGaussianMixture(K, D, init='kmeans++', init_samples=33)
 
 
 def test_init_samples_one_initialises_on_first_batch():

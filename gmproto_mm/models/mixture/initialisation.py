@@ -13,9 +13,12 @@ distributed run starts from the same means without a broadcast.
 ``'kmeans++'`` k-means++ seeding on the pooled rows        ``O(K P D)``
 =============  ==========================================  ===============
 
-``P`` is the number of pooled rows (``init_samples``, by default ``K``), so
-k-means++ is ``O(K^2 D)`` sequential work: :func:`check_init_cost` refuses
-it above :data:`KMEANS_PP_MAX_WORK` and names ``'sample'`` instead.
+``P`` is the number of rows k-means++ seeds on: the pooled rows (at least
+``init_samples``, by default ``K``: ``O(K^2 D)`` sequential work), at most
+:func:`kmeans_pp_rows` of them (a seeded random subset when the last batch
+brought more), so its work stays below :data:`KMEANS_PP_MAX_WORK` unless
+``K init_samples D`` alone exceeds it -- which :func:`check_init_cost`
+refuses at construction, naming ``'sample'`` instead.
 """
 import math
 from typing import Optional
@@ -55,6 +58,14 @@ def check_init_cost(init: str, num_components: int, pooled_rows: int,
             "or init='uniform'")
 
 
+def kmeans_pp_rows(num_components: int, dim: int, init_samples: int) -> int:
+    """Most pooled rows k-means++ seeds on: ``init_samples`` (what
+    :func:`check_init_cost` admitted) or as many as
+    :data:`KMEANS_PP_MAX_WORK` allows at this ``K`` and ``D``, whichever is
+    more."""
+    return max(init_samples, KMEANS_PP_MAX_WORK // (num_components * dim))
+
+
 def uniform_means(num_components: int, dim: int, seed: int) -> Tensor:
     """``(K, D)`` unit vectors uniform on the sphere (CPU, seeded)."""
     gen = torch.Generator().manual_seed(seed)
@@ -63,7 +74,7 @@ def uniform_means(num_components: int, dim: int, seed: int) -> Tensor:
 
 
 def initial_means(init: str, num_components: int, pool: Tensor, seed: int,
-                  noise: float) -> Tensor:
+                  noise: float, init_samples: int) -> Tensor:
     """The ``(K, D)`` unit-norm means ``init`` puts on ``pool``.
 
     Args:
@@ -75,6 +86,8 @@ def initial_means(init: str, num_components: int, pool: Tensor, seed: int,
         noise (float): Expected norm of the Gaussian noise added to
             data-initialised means before renormalising, so that duplicates
             (``K > P``) separate.
+        init_samples (int): The mixture's ``init_samples``: k-means++
+            seeds on at most :func:`kmeans_pp_rows` rows of ``pool``.
 
     Returns:
         Tensor: Means ``(K, D)`` on ``pool``'s device.
@@ -85,6 +98,9 @@ def initial_means(init: str, num_components: int, pool: Tensor, seed: int,
     gen = torch.Generator().manual_seed(seed)
     data = pool.cpu()
     if init == 'kmeans++':
+        rows = kmeans_pp_rows(num, dim, init_samples)
+        if data.shape[0] > rows:
+            data = data[torch.randperm(data.shape[0], generator=gen)[:rows]]
         idx = kmeans_pp_indices(data, num, gen)
     else:
         idx = sample_indices(data.shape[0], num, gen)

@@ -26,26 +26,35 @@ tensor); the E-step itself is ``O(N K D)``:
   ``R = ceil(reseed_rate * N)`` moves, plus ``O(R^2 D)`` for the picks;
 * stale decay: ``O(K)`` (it scales the statistics the forgetting step
   scales anyway);
-* merging: ``O(N)`` candidate pairs from the E-step's two most likely
-  components per row (``O(N K)``, a top-2 over the rows it already
-  computes), a sweep of ``ceil(N / 16)`` means against all ``K`` per update
-  (``O(N K D / 16)``), and ``O(M K D)`` to re-check the ``M`` means a
-  re-seed or merge moved (``M <= N``).
+* merging: at most ``C = N + ceil(N / 16) + R`` candidate pairs per round,
+  decided in float64 (``O(C D)``). Round 1: the E-step's two most likely
+  components per row (a top-2 over the rows it already computes) and each
+  mean of the sweep block (``ceil(N / 16)`` means) and of the ``R``
+  re-seeded ones with its nearest other mean (``O(N K D / 16)``). Each of
+  at most :data:`MERGE_ROUNDS` more rounds: at most ``C`` means that moved
+  or sit in a close pair left unmerged, against all ``K`` (``O(N K D)`` at
+  worst), and the restarts of the merged ones (``O(N K D)`` at worst:
+  :func:`pick_far_rows` and the restarted components' share of the batch).
+  The bound holds in every geometry, a bank collapsed onto a few directions
+  included; a normal update merges little and stops after round 1.
 
 "No two means within ``merge_within``" holds after every update for the
 pairs the update looks at: any pair that is some batch row's two most likely
 components, any pair with a mean moved by a merge, re-seed or restart in the
-update, and every pair of the sweep's block. The sweep visits every pair at
-least once every ``ceil(K / ceil(N / 16))`` updates, so a pair that drifts
-within ``merge_within`` without being any row's top two -- means no data
-chooses between -- is merged within that many updates.
+update, and every pair with a mean of the sweep's block -- unless the
+update ran out of rounds, which it reports (``merge_unresolved``: the close
+pairs its last check still found). The sweep visits every mean once every
+``ceil(K / ceil(N / 16))`` updates, so a pair that drifts within
+``merge_within`` without being any row's top two -- means no data chooses
+between -- is merged within that many updates.
 """
 import math
-from typing import Optional
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from ...precision import cosine_margin
 from .initialisation import normalise_or_random
 
 #: A component is idle while its count exceeds the prior count by less than
@@ -197,22 +206,41 @@ def max_cosine(rows: Tensor, means: Tensor,
     return torch.cat(out) if out else rows.new_zeros(0)
 
 
+class MergeResult(NamedTuple):
+    """What :func:`merge_close` did in one update."""
+    #: Components merged away (and restarted).
+    merged: int
+    #: Close pairs its last check still found after :data:`MERGE_ROUNDS`
+    #: rounds, plus means that moved but found no room in a round's check
+    #: (0 when every mean it checked ended ``merge_within`` from the others).
+    unresolved: int
+
+
 def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
                 top2: Optional[Tensor],
-                moved: Optional[Tensor] = None) -> int:
+                moved: Optional[Tensor] = None) -> MergeResult:
     """Merge means closer than ``merge_within``; restart the freed ones.
 
-    Candidate pairs: the rows' two most likely components (``top2``, from
-    the E-step), the means ``moved`` by this update's re-seeding and this
-    update's sweep block, each against all means; pairs are decided on
-    float64 distances (as the collapse metric). Disjoint pairs merge
-    closest first: the lighter component's statistics are added to the
-    heavier one's (moment matching, the merge move of split-and-merge EM),
-    and the freed component restarts on a batch row at least
-    ``merge_within`` from every mean in use (:func:`pick_far_rows`; a random
-    direction if none is left). The means moved are then compared with all
-    means, and merged again, for at most :data:`MERGE_ROUNDS` passes. See
-    the module docstring for the cost and the guarantee.
+    Round 1 checks the rows' two most likely components (``top2``, from
+    the E-step), and each mean of this update's sweep block and of
+    ``moved`` (this update's re-seeds) against its nearest other mean
+    (:func:`nearest_pairs`); pairs are decided on float64 distances (as
+    the collapse metric). The greedy disjoint set of close pairs, closest
+    first (:func:`disjoint_merges`), merges: the lighter component's
+    statistics are added to the heavier one's (moment matching, the merge
+    move of split-and-merge EM), and the freed component restarts on a
+    batch row at least ``merge_within`` from every mean in use
+    (:func:`pick_far_rows`; a random direction if none is left). Each next
+    round checks the means that moved and the ends of the close pairs left
+    unmerged -- at most ``C = |sweep| + |moved| + N`` of them, the lowest
+    indices first -- for at most :data:`MERGE_ROUNDS` rounds; what is left
+    is returned as ``unresolved`` (the update logs it; the sweep and later
+    updates find those pairs again).
+
+    Cost per round, whatever the geometry (a bank collapsed onto a few
+    directions included): at most ``C`` candidate pairs (``O(C D)``
+    float64), ``O(C K D)`` for the nearest means of those checked, and the
+    restarts (see the module docstring).
 
     Args:
         gmm (OnlineGaussianMixture): The mixture (changed in place).
@@ -223,20 +251,22 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
         moved (Tensor, optional): Components re-seeded in this update.
 
     Returns:
-        int: How many components were merged away (and restarted).
+        MergeResult: Components merged away, close pairs left.
     """
     mu = gmm.mu
-    check = sweep_block(int(gmm.num_updates), mu.shape[0], x.shape[0])
+    check = sweep_block(int(gmm.num_updates), mu.shape[0],
+                        x.shape[0]).to(mu.device)
     if moved is not None and moved.numel():
-        check = torch.cat([check.to(mu.device), moved])
-    candidates = [pairs_near(mu, check, gmm.merge_gap)]
+        check = torch.cat([check, moved])
+    candidates = [nearest_pairs(mu, check, gmm.merge_gap)]
     if top2 is not None and top2.shape[1] == 2:
         candidates.append(top2)
-    total = 0
-    for _ in range(MERGE_ROUNDS):
+    limit = check.numel() + x.shape[0]  # means checked per round
+    total, unchecked = 0, 0
+    for round_ in range(MERGE_ROUNDS + 1):
         pairs = close_pairs(mu, torch.cat(candidates), gmm.merge_within)
-        if pairs.numel() == 0:
-            break
+        if pairs.numel() == 0 or round_ == MERGE_ROUNDS:
+            return MergeResult(total, pairs.shape[0] + unchecked)
         keep, drop = disjoint_merges(pairs, gmm.acc_count)
         for acc in (gmm.acc_count, gmm.acc_sum, gmm.acc_sq_sum):
             acc[keep] += acc[drop]
@@ -250,8 +280,12 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
         ])
         gmm._restart(drop, normalise_or_random(restart, gen), x, fit)
         total += drop.numel()
-        candidates = [pairs_near(mu, torch.cat([keep, drop]), gmm.merge_gap)]
-    return total
+        merged = torch.cat([keep, drop])
+        left = pairs[~torch.isin(pairs, merged).any(dim=1)]
+        check = torch.cat([merged, left.flatten()]).unique()
+        unchecked += max(0, check.numel() - limit)
+        candidates = [nearest_pairs(mu, check[:limit], gmm.merge_gap)]
+    raise AssertionError('unreachable')  # the last round returns
 
 
 def sweep_block(update: int, num_components: int, rows: int) -> Tensor:
@@ -264,23 +298,57 @@ def sweep_block(update: int, num_components: int, rows: int) -> Tensor:
     return torch.arange(start, min(start + size, num_components))
 
 
-def pairs_near(means: Tensor, which: Tensor, gap: float) -> Tensor:
-    """Candidate pairs ``(P, 2)``: means ``which`` against all means whose
-    fp32 cosine exceeds ``1 - gap`` minus a rounding margin (a superset of
-    the pairs within the distance; :func:`close_pairs` decides exactly).
-    ``O(|which| K D)`` in blocks of at most ``(256, K)``."""
+def nearest_pairs(means: Tensor, which: Tensor, gap: float) -> Tensor:
+    """Each mean of ``which`` with its nearest other mean, where the two
+    may lie within ``1 - cos <= gap``: candidate pairs ``(P, 2)``, ``P <=
+    |which|``, one per mean, so the count is bounded whatever the
+    geometry. Screened with fp32 cosines in blocks of at most ``(256,
+    K)``; a mean whose fp32-nearest partner sits within the rounding margin
+    of the cut gets its float64-nearest partner instead, so that "no
+    candidate pair is close" (decided by :func:`close_pairs`) means
+    exactly "every mean of ``which`` is farther than ``merge_within`` from
+    all others". ``O(|which| K D)``."""
     which = which.to(means.device)
-    # |fp32 dot - exact| of two unit vectors of length D is below
-    # (D + 2) * eps / 2 (Higham's gamma_n); four times that as margin
-    margin = 2.0 * (means.shape[1] + 4) * torch.finfo(means.dtype).eps
-    cut = 1.0 - gap - margin
-    found = []
+    num = means.shape[0]
+    if num < 2 or which.numel() == 0:
+        return which.new_zeros((0, 2))
+    margin = cosine_margin(means.shape[1], means.dtype)
+    cut = 1.0 - gap
+    best, partner = [], []
     for start in range(0, which.numel(), _BLOCK):
         rows = which[start:start + _BLOCK]
-        i, j = torch.nonzero(means[rows] @ means.T > cut, as_tuple=True)
-        i = rows[i]
-        found.append(torch.stack([i, j], dim=1)[i != j])
-    return torch.cat(found) if found else which.new_zeros((0, 2))
+        sim = means[rows] @ means.T
+        sim[torch.arange(rows.numel(), device=sim.device), rows] = -3.0
+        value, index = sim.max(dim=1)
+        best.append(value)
+        partner.append(index)
+    best, partner = torch.cat(best), torch.cat(partner)
+    band = (best > cut - margin) & (best <= cut + margin)
+    if bool(band.any()):
+        partner[band] = _nearest64(means, which[band])
+    near = best > cut - margin
+    return torch.stack([which[near], partner[near]], dim=1)
+
+
+def _nearest64(means: Tensor, which: Tensor) -> Tensor:
+    """``(len(which),)`` index of each mean's nearest other mean by the
+    float64 cosine of the float64-normalised means; ``O(|which| K D)`` in
+    float64, over bank blocks of at most ``_BLOCK * 32`` means."""
+    rows = torch.nn.functional.normalize(means[which].double(), dim=1)
+    best = rows.new_full((which.numel(), ), -3.0)
+    index = torch.zeros_like(which)
+    step = _BLOCK * 32
+    for start in range(0, means.shape[0], step):
+        block = torch.nn.functional.normalize(
+            means[start:start + step].double(), dim=1)
+        sim = rows @ block.T
+        own = (which >= start) & (which < start + block.shape[0])
+        sim[own.nonzero().squeeze(1), which[own] - start] = -3.0
+        value, arg = sim.max(dim=1)
+        better = value > best
+        best = torch.where(better, value, best)
+        index = torch.where(better, arg + start, index)
+    return index
 
 
 def close_pairs(means: Tensor, candidates: Tensor,
@@ -300,18 +368,36 @@ def close_pairs(means: Tensor, candidates: Tensor,
     return pairs[close][order]
 
 
-def disjoint_merges(pairs: Tensor, count: Tensor):
-    """Greedy disjoint pairs, in the given order: ``(keep, drop)`` index
-    tensors, the heavier component of each pair kept (the first on ties).
-    ``O(P)`` on the host, for the ``P`` close pairs only."""
-    taken, keep, drop = set(), [], []
-    weight = count[pairs].tolist()
-    for (i, j), (ci, cj) in zip(pairs.tolist(), weight):
-        if i in taken or j in taken:
-            continue
-        taken.update((i, j))
-        keep.append(j if cj > ci else i)
-        drop.append(i if cj > ci else j)
-    device = pairs.device
-    return (torch.tensor(keep, dtype=torch.long, device=device),
-            torch.tensor(drop, dtype=torch.long, device=device))
+def disjoint_merges(pairs: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
+    """Greedy disjoint pairs, in the given order (closest first): ``(keep,
+    drop)`` index tensors, the heavier component of each pair kept (the
+    first on ties), in pair order.
+
+    The greedy set is built without a Python loop over pairs: every round
+    takes the pairs that come first at both their ends among the pairs
+    still open (they are in the greedy set: nothing earlier touches
+    them), then closes the pairs that touch a taken mean. ``O(P)`` per
+    round on the device, for the ``P`` close pairs; the rounds stop when
+    no pair is open (one round when no two close pairs share a mean).
+    """
+    num = pairs.shape[0]
+    nodes, ends = torch.unique(pairs, return_inverse=True)  # ends (P, 2)
+    rank = torch.arange(num, device=pairs.device)
+    open_ = torch.ones(num, dtype=torch.bool, device=pairs.device)
+    chosen = torch.zeros_like(open_)
+    while bool(open_.any()):
+        first = torch.full((nodes.numel(), ), num, device=pairs.device)
+        open_rank = torch.where(open_, rank, num)
+        first.scatter_reduce_(0, ends.flatten(),
+                              open_rank.repeat_interleave(2), reduce='amin')
+        taken_now = open_ & (first[ends] == rank.unsqueeze(1)).all(dim=1)
+        chosen |= taken_now
+        taken = torch.zeros(nodes.numel(), dtype=torch.bool,
+                            device=pairs.device)
+        taken[ends[taken_now].flatten()] = True
+        open_ &= ~taken[ends].any(dim=1)
+    pairs = pairs[chosen]
+    heavier_second = count[pairs[:, 1]] > count[pairs[:, 0]]
+    keep = torch.where(heavier_second, pairs[:, 1], pairs[:, 0])
+    drop = torch.where(heavier_second, pairs[:, 0], pairs[:, 1])
+    return keep, drop

@@ -22,6 +22,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from ...precision import ieee_fp32_matmuls
 from . import maintenance
 from .initialisation import check_init_cost, initial_means, uniform_means
 
@@ -48,35 +49,6 @@ _RENAMED = dict(
     reseed_idle='reseed_rate (idle components re-seeded per batch row: '
     'reseed_idle=4 at 128 rows per update is reseed_rate=1/32)',
     reseed_pick="nothing (re-seeding always picks far rows, as 'kmeans++')")
-
-
-class _IeeeFp32Matmul:
-    """Run CUDA matmuls in full fp32 (no TF32) inside a ``with`` block.
-
-    The E-step expands ``-(x - mu)^2 / (2 var)`` into three terms of size
-    ``~1 / var`` that cancel; TF32's 10-bit mantissa would make the log
-    densities meaningless. Uses the per-backend precision API only (mixing it
-    with the legacy ``allow_tf32`` flags raises in recent PyTorch) and
-    restores the caller's setting. A no-op off CUDA.
-
-    Args:
-        device (torch.device): Device the matmuls run on.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        matmul = getattr(torch.backends.cuda, 'matmul', None)
-        self._matmul = matmul if (device.type == 'cuda' and hasattr(
-            matmul, 'fp32_precision')) else None
-        self._previous: Optional[str] = None
-
-    def __enter__(self) -> None:
-        if self._matmul is not None:
-            self._previous = self._matmul.fp32_precision
-            self._matmul.fp32_precision = 'ieee'
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._matmul is not None:
-            self._matmul.fp32_precision = self._previous
 
 
 class OnlineGaussianMixture(nn.Module):
@@ -141,7 +113,10 @@ class OnlineGaussianMixture(nn.Module):
             ``'sample'`` (random pooled rows plus noise, ``O(K D)``),
             ``'uniform'`` (uniform on the sphere, ignores the data, ``O(K
             D)``) or ``'kmeans++'`` (k-means++ seeding on the pooled rows,
-            ``O(K P D)`` for ``P = init_samples``: refused above ~1e9, where
+            ``O(K P D)`` for ``P`` pooled rows, at most ``max(init_samples,
+            2^30 / (K D))`` of them -- a seeded random subset when more
+            arrived --, so at most ~1e9 whatever the batch: ``K
+            init_samples D`` above that is refused at construction, where
             the error names ``'sample'``). Defaults to ``'sample'``.
         init_noise (float): Expected norm of the Gaussian noise added to
             data-initialised and re-seeded means before renormalising
@@ -359,8 +334,10 @@ class OnlineGaussianMixture(nn.Module):
             (``exp`` of the entropy of the weights), ``weight_min``,
             ``weight_max`` and ``log_likelihood`` (mean ``log p(x_n)`` at
             beta = 1, under the parameters before the step; while beta < 1
-            over the first 64 rows of the batch only); ``reseeded`` and
-            ``merged`` when those options are on.
+            over the first 64 rows of the batch only); ``reseeded`` when
+            re-seeding is on; ``merged`` and ``merge_unresolved`` (close
+            pairs left when the update ran out of merge rounds) when
+            merging is on.
 
         Raises:
             ValueError: If ``x`` is not ``(N, D)`` with ``N >= 1``, or holds
@@ -378,7 +355,7 @@ class OnlineGaussianMixture(nn.Module):
             self._init_pool.clear()
             self._initialise(pool)
         with torch.autocast(device_type=x.device.type, enabled=False), \
-                _IeeeFp32Matmul(x.device):
+                ieee_fp32_matmuls():
             gen = self._generator(x.device)
             beta = self._beta_at(int(self.num_updates))
             stats, top2, fit, summary = self._e_step(
@@ -388,7 +365,7 @@ class OnlineGaussianMixture(nn.Module):
             moved = maintenance.reseed_idle(self, x, gen, fit) \
                 if gen is not None else x.new_zeros(0, dtype=torch.long)
             merged = maintenance.merge_close(self, x, gen, fit, top2, moved) \
-                if self.merge_within else 0
+                if self.merge_within else None
             self.num_updates += 1
             entropy = torch.special.entr(self.pi).sum()
             pi_min, pi_max = torch.aminmax(self.pi)
@@ -397,8 +374,9 @@ class OnlineGaussianMixture(nn.Module):
         out = dict(beta=beta)
         if self.reseed_rate:
             out['reseeded'] = float(moved.numel())
-        if self.merge_within:
-            out['merged'] = float(merged)
+        if merged is not None:
+            out['merged'] = float(merged.merged)
+            out['merge_unresolved'] = float(merged.unresolved)
         out.update(resp_max_mean=values[0],
                    effective_components=values[2],
                    weight_min=values[3],
@@ -423,7 +401,7 @@ class OnlineGaussianMixture(nn.Module):
         x = self._prepare(x)
         self._require_initialised()
         with torch.autocast(device_type=x.device.type, enabled=False), \
-                _IeeeFp32Matmul(x.device):
+                ieee_fp32_matmuls():
             log_p = torch.matmul(_features(x), self._e_step_weights().T)
             return log_p.add_(self._log_2pi_term())
 
@@ -535,7 +513,8 @@ class OnlineGaussianMixture(nn.Module):
         ``(P, D)``; variances from the pool, uniform weights, prior
         statistics. ``O(K D + P D)`` (k-means++: ``O(K P D)``)."""
         K, D = self.num_components, self.dim
-        mu = initial_means(self.init, K, pool, self.seed, self.init_noise)
+        mu = initial_means(self.init, K, pool, self.seed, self.init_noise,
+                           self.init_samples)
         var = pool.var(dim=0, correction=0).clamp_min_(self.min_var) \
             if pool.shape[0] > 1 else pool.new_full((D, ), self.min_var)
         self.mu.copy_(mu)
@@ -583,11 +562,14 @@ class OnlineGaussianMixture(nn.Module):
 
     def _absorb_rows(self, which: Tensor, x: Tensor, fit: '_RowFit') -> None:
         """Add to components ``which`` the statistics of the batch rows they
-        would take in this update's E-step: ``r_nj = e_nj / (Z_n + e_nj)``
-        with ``e_nj = exp(beta log p_nj - m_n)``, where ``m_n`` and ``Z_n``
-        are row ``n``'s maximum and softmax normaliser from the E-step
-        (the other components' responsibilities are not revisited). Entries
-        below ``e^-40`` are 0, as in the E-step. ``O(N R D)``, over the
+        would take in this update's E-step: ``r_nj = e_nj / (Z_n + sum_i
+        e_ni)`` (``i`` over ``which``) with ``e_nj = exp(beta log p_nj -
+        m_n)``, where ``m_n`` and ``Z_n`` are row ``n``'s maximum and
+        softmax normaliser from the E-step: one softmax over the other
+        components and all of ``which``, so a row gives the restarted
+        components together less than one row of mass (the other
+        components' responsibilities are not revisited). Entries below
+        ``e^-40`` are 0, as in the E-step. ``O(N R D)``, over the
         E-step's row chunks: at most ``(N_c, R)`` responsibilities and
         ``(N_c, 2D+1)`` features at once (``R <= K``)."""
         var, mu = self.var[which], self.mu[which]
@@ -602,8 +584,10 @@ class OnlineGaussianMixture(nn.Module):
         for rows, feats in self._feature_chunks(x):
             shifted = torch.addmm(-fit.row_max[rows].unsqueeze(1), feats,
                                   weights.T, alpha=fit.beta)
-            e = shifted.clamp_(_RESP_LOG_FLOOR, 80.0).exp_()
-            resp = e / (fit.row_sum[rows].unsqueeze(1) + e)
+            # log(Z_n + sum_j e_nj): one softmax over all components
+            log_norm = torch.logaddexp(fit.row_sum[rows].log(),
+                                       torch.logsumexp(shifted, dim=1))
+            resp = shifted.sub_(log_norm.unsqueeze(1)).exp_()
             torch.nn.functional.threshold_(resp, _RESP_FLOOR, 0.0)
             stats.addmm_(resp.T, feats)
         self.acc_sq_sum[which] += stats[:, :D]
