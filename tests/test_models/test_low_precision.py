@@ -142,3 +142,70 @@ def test_dino_step_under_bf16_autocast(head: str) -> None:
             value = getattr(gmm, key)
             assert value.dtype == torch.float32, key
             assert torch.isfinite(value).all(), key
+
+
+class CpuFp16OptimWrapper(OptimWrapper):
+    """The forward under fp16 autocast, as mmengine's ``AmpOptimWrapper``
+    with ``dtype='float16'`` (which needs a GPU)."""
+
+    @contextmanager
+    def optim_context(self, model: torch.nn.Module):
+        with super().optim_context(model), \
+                torch.autocast('cpu', dtype=torch.float16):
+            yield
+
+
+def test_fp16_overflow_skips_the_em_update_and_keeps_the_state() -> None:
+    """An fp16 overflow in the teacher (a batch of huge pixels under fp16
+    autocast) gives NaN/Inf teacher embeddings. The forward does not raise
+    (posterior targets fall back to the loss's own NaN loss, which AMP's
+    loss scaler would skip), OnlineEMHook skips the EM update and logs
+    ``em_skipped``, the mixture and the DINO center are bit for bit what
+    they were; a finite batch updates again; only ``max_skips_in_a_row``
+    overflows in a row raise, naming bf16 as the fix."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub, MMLogger
+
+    from gmproto_mm.engine.hooks import OnlineEMHook
+    torch.manual_seed(0)
+    model = tiny_dino(head=dict(
+        type='DecoupledGMMHead', in_channels=16, num_prototypes=32,
+        teacher_targets='responsibilities',
+        gmm=dict(init='uniform', merge_within=0.1, reseed_rate=1 / 8)))
+    runner = SimpleNamespace(
+        model=model, iter=0, max_iters=100,
+        optim_wrapper=SimpleNamespace(),
+        message_hub=MessageHub.get_instance('test_fp16_overflow'),
+        logger=MMLogger.get_instance('test_fp16_overflow'))
+    runner.message_hub.update_info('max_iters', runner.max_iters)
+    hook = OnlineEMHook(max_skips_in_a_row=3)
+    hook.before_train(runner)
+    optim = CpuFp16OptimWrapper(torch.optim.SGD(model.parameters(), 0.0))
+    gmm, center = model.head.gmm, model.head.loss_module.center
+
+    def step(scale: float) -> dict:
+        views = [v * scale for v in multicrop(batch=4)]
+        with optim.optim_context(model):
+            loss = model.loss(views, None)['loss']
+        hook.after_train_iter(runner, runner.iter)
+        runner.iter += 1
+        return dict(loss=loss)
+
+    assert torch.isfinite(step(1.0)['loss'])  # initialises, updates
+    before = {k: v.clone() for k, v in gmm.state_dict().items()}
+    center_before = center.clone()
+    for skips in (1, 2):
+        assert not torch.isfinite(step(1e6)['loss'])
+        for key, value in gmm.state_dict().items():
+            assert torch.equal(value, before[key]), key
+        assert torch.equal(center, center_before)
+        assert runner.message_hub.get_scalar(
+            'train/em_skipped').current() == skips
+    assert torch.isfinite(step(1.0)['loss'])  # the run of skips ends
+    assert int(gmm.num_updates) == int(before['num_updates']) + 1
+    assert runner.message_hub.get_scalar('train/em_skipped').current() == 2
+    step(1e6)
+    step(1e6)
+    with pytest.raises(RuntimeError, match=r"3 EM updates in a row.*bf16"):
+        step(1e6)

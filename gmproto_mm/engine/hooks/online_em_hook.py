@@ -39,6 +39,12 @@ class OnlineEMHook(Hook):
     ``sync_check_interval`` updates a checksum comparison guards against
     drift and, if any, re-broadcasts rank 0's state with a warning.
 
+    A gathered batch with a NaN or Inf (an fp16 overflow under AMP, where
+    the optimizer wrapper skips the step) is skipped: the mixture is left
+    untouched and ``em_skipped`` (the skips so far) is logged; only
+    ``max_skips_in_a_row`` skips in a row raise. The decision is the same
+    on every rank (the same gathered rows). ``O(N D)`` for the check.
+
     Args:
         interval (int): Update every ``interval`` optimizer steps; batches in
             between are discarded. Defaults to 1.
@@ -46,6 +52,8 @@ class OnlineEMHook(Hook):
         sync_check_interval (int): Updates between drift checks (0: never).
             Defaults to 100.
         log_prefix (str): Prefix of the logged statistics. Defaults to 'em'.
+        max_skips_in_a_row (int): Non-finite batches in a row after which
+            training stops with an error (>= 1). Defaults to 10.
     """
 
     priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL) logs the stats
@@ -54,15 +62,21 @@ class OnlineEMHook(Hook):
                  interval: int = 1,
                  start_iter: int = 0,
                  sync_check_interval: int = 100,
-                 log_prefix: str = 'em') -> None:
-        if interval < 1 or start_iter < 0 or sync_check_interval < 0:
-            raise ValueError('interval must be >= 1, start_iter and '
-                             'sync_check_interval >= 0; got '
-                             f'{interval}, {start_iter}, {sync_check_interval}')
+                 log_prefix: str = 'em',
+                 max_skips_in_a_row: int = 10) -> None:
+        if interval < 1 or start_iter < 0 or sync_check_interval < 0 or \
+                max_skips_in_a_row < 1:
+            raise ValueError('interval and max_skips_in_a_row must be >= 1, '
+                             'start_iter and sync_check_interval >= 0; got '
+                             f'{interval}, {max_skips_in_a_row}, {start_iter}, '
+                             f'{sync_check_interval}')
         self.interval = interval
         self.start_iter = start_iter
         self.sync_check_interval = sync_check_interval
         self.log_prefix = log_prefix
+        self.max_skips_in_a_row = max_skips_in_a_row
+        self._skipped: Dict[str, int] = {}  # bank -> skips so far
+        self._in_a_row: Dict[str, int] = {}  # bank -> current run of skips
         self._banks: List[Tuple[str, nn.Module]] = []
         self._num_updates = 0
         self._pool_checked: set = set()
@@ -94,15 +108,42 @@ class OnlineEMHook(Hook):
             embeds = all_gather_rows(embeds)
             if embeds.shape[0] == 0:
                 continue  # identical decision on every rank
+            if not bool(torch.isfinite(embeds).all()):
+                self._skip(runner, name, embeds)
+                continue
+            self._in_a_row[name] = 0
             self._warn_if_pool_cannot_fill(runner, name, bank.gmm,
                                            embeds.shape[0])
             stats = bank.gmm.update(embeds)
+            stats['skipped'] = float(self._skipped.get(name, 0))
             self._log(runner, name, stats)
         if due:
             self._num_updates += 1
             if self.sync_check_interval and \
                     self._num_updates % self.sync_check_interval == 0:
                 self.check_sync(runner)
+
+    def _skip(self, runner, name: str, embeds: torch.Tensor) -> None:
+        """Leave the mixture untouched for a batch with NaN/Inf rows; raise
+        after ``max_skips_in_a_row`` such batches in a row."""
+        self._skipped[name] = self._skipped.get(name, 0) + 1
+        self._in_a_row[name] = self._in_a_row.get(name, 0) + 1
+        self._log(runner, name, dict(skipped=float(self._skipped[name])))
+        bad = int((~torch.isfinite(embeds)).any(dim=1).sum())
+        if self._in_a_row[name] >= self.max_skips_in_a_row:
+            raise RuntimeError(
+                f'prototype bank {name!r}: the teacher embeddings held NaN/'
+                f'Inf in {self._in_a_row[name]} EM updates in a row (the '
+                f'last: {bad} of {embeds.shape[0]} rows); each was skipped '
+                'and the prototypes are unchanged, but training does not '
+                'recover. Under fp16 AMP this is an overflow: train in '
+                "bf16 (optim_wrapper.dtype='bfloat16'), lower the lr, or "
+                'resume from an earlier checkpoint; a longer tolerance is '
+                "dict(type='OnlineEMHook', max_skips_in_a_row=...)")
+        runner.logger.warning(
+            f'prototype bank {name!r}: {bad} of {embeds.shape[0]} teacher '
+            f'embeddings are NaN/Inf at iteration {runner.iter + 1}; the EM '
+            'update is skipped (the prototypes are unchanged)')
 
     def _warn_if_pool_cannot_fill(self, runner, name: str, gmm,
                                   rows: int) -> None:

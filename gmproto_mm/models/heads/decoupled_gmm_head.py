@@ -114,7 +114,11 @@ class DecoupledGMMHead(BasePrototypeHead):
              teacher_embeds: Sequence[torch.Tensor],
              teacher_module: Optional[nn.Module] = None,
              iteration: Optional[int] = None) -> Dict[str, torch.Tensor]:
-        if not self._use_responsibilities():
+        if not self._use_responsibilities() or not all(
+                bool(torch.isfinite(z).all()) for z in teacher_embeds):
+            # NaN/Inf teacher rows (an fp16 overflow): the loss's own path
+            # gives a NaN loss, which AMP's loss scaler skips, where the
+            # posterior would raise
             return super().loss(student_embeds, teacher_embeds,
                                 teacher_module, iteration)
         student_logits = [self.logits(z) for z in student_embeds]

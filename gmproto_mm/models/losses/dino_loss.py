@@ -172,12 +172,18 @@ class DINOLoss(nn.Module):
 
     @torch.no_grad()
     def update_center(self, teacher_logits: Sequence[torch.Tensor]) -> None:
-        """EMA of the mean teacher logit over the global batch (all ranks)."""
+        """EMA of the mean teacher logit over the global batch (all ranks).
+        A batch with a NaN/Inf logit (an fp16 overflow, whose step AMP's
+        loss scaler skips) leaves the center as it was, on every rank (the
+        reduced sum decides), instead of poisoning it for good."""
         logits = torch.cat([t.detach().float() for t in teacher_logits])
         batch_sum = logits.sum(dim=0, keepdim=True)
         count = torch.tensor([float(logits.shape[0])], device=logits.device)
         # collectives run unconditionally (no-ops in one process)
         dist.all_reduce(batch_sum, op='sum')
         dist.all_reduce(count, op='sum')
-        self.center.mul_(self.center_momentum).add_(
-            batch_sum / count, alpha=1 - self.center_momentum)
+        updated = torch.add(self.center * self.center_momentum,
+                            batch_sum / count, alpha=1 - self.center_momentum)
+        # no host sync: where() keeps the old center for a bad batch
+        self.center.copy_(torch.where(torch.isfinite(batch_sum).all(),
+                                      updated, self.center))
