@@ -208,3 +208,29 @@ def stream_scale_check(gmm, num_clusters: int, rows: int, updates: int,
         if used >= num_clusters and stats['rows_to_cover'] is None:
             stats['rows_to_cover'] = t * rows
     return stats
+
+
+def near_directions(directions: torch.Tensor, rows: int, spread: float,
+                    gen: torch.Generator) -> torch.Tensor:
+    """``(rows, D)`` unit vectors, each within ~``spread`` (Euclidean) of
+    one of ``directions`` ``(C, D)``, drawn at random."""
+    pick = torch.randint(directions.shape[0], (rows, ), generator=gen)
+    dim = directions.shape[1]
+    noise = torch.randn(rows, dim, generator=gen) * (spread / dim**0.5)
+    return torch.nn.functional.normalize(directions[pick] + noise, dim=1)
+
+
+def crowd_bank(gmm, directions: torch.Tensor, spread: float,
+               gen: torch.Generator) -> None:
+    """Put every mean of ``gmm`` within ~``spread`` of one of
+    ``directions`` (a collapsed start: crowded early embeddings sampled as
+    means), with statistics of 3 rows each and variance 1e-3, consistent
+    with the means."""
+    mu = near_directions(directions, gmm.mu.shape[0], spread,
+                         gen).to(gmm.mu.device)
+    gmm.mu.copy_(mu)
+    gmm.var.fill_(1e-3)
+    gmm.acc_count.fill_(3.0)
+    torch.mul(mu, 3.0, out=gmm.acc_sum)
+    torch.addcmul(gmm.var, mu, mu, out=gmm.acc_sq_sum).mul_(3.0)
+    gmm._renormalise_weights()

@@ -24,15 +24,16 @@ more than one of them needs live here, one small module per subject:
 from .checkpoint_cli import checkpoint_parser, load_model, report
 from .demo_protocol import (REPO_ROOT, evaluate_checkpoint, iteration_times,
                             run_step, train_and_evaluate, training_records)
-from .em_cost import (DEFAULT_OPTIONS, VARIANTS, first_step_after_pooling,
-                      measure_em_ratio, monitor_seconds, peak_rise_mb,
-                      scale_test, scratch_mb)
+from .em_cost import (DEFAULT_OPTIONS, VARIANTS, crowded_bank_update,
+                      first_step_after_pooling, measure_em_ratio,
+                      monitor_wait, peak_rise_mb, scale_test, scratch_mb)
 from .embeddings import embed_views, prediction_embeddings
 
 __all__ = [
     'DEFAULT_OPTIONS', 'REPO_ROOT', 'VARIANTS', 'checkpoint_parser',
-    'embed_views', 'evaluate_checkpoint', 'first_step_after_pooling',
-    'iteration_times', 'load_model', 'measure_em_ratio', 'monitor_seconds',
+    'crowded_bank_update', 'embed_views', 'evaluate_checkpoint',
+    'first_step_after_pooling', 'iteration_times', 'load_model',
+    'measure_em_ratio', 'monitor_wait',
     'peak_rise_mb', 'prediction_embeddings', 'report', 'run_step',
     'scale_test', 'scratch_mb', 'train_and_evaluate', 'training_records'
 ]

@@ -13,13 +13,15 @@ import os.path as osp
 import re
 import statistics
 import time
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from ..evaluation.functional import prototype_diversity
+from ..evaluation.functional import (DEFAULT_THRESHOLDS, prototype_diversity,
+                                     prototype_diversity_steps)
 from ..models.mixture import OnlineGaussianMixture
-from ..testing import drifting_clusters, stream_scale_check
+from ..testing import (crowd_bank, drifting_clusters, near_directions,
+                       stream_scale_check)
 
 #: The EM options of configs/_base_/models/decoupled_gmm.py, re-seeding from the
 #: first update (the configs start after the lr warm-up) so it is timed.
@@ -194,12 +196,84 @@ def scale_test(num_components: int = 65536, dim: int = 256,
     return stats
 
 
-def monitor_seconds(num_components: int = 65536, dim: int = 256,
-                    device: str = 'cpu') -> dict:
-    """One exact ``prototype_diversity`` (what ``PrototypeMonitorHook``
-    logs) of uniform means on ``device``."""
+def crowded_bank_update(num_components: int = 65536, dim: int = 256,
+                        batch: int = 1024, device: str = 'cpu',
+                        directions: int = 4,
+                        spread: float = 0.02) -> Dict[str, float]:
+    """The decoupled default's update on a collapsed bank, against a normal
+    one: every mean within ~``spread`` of ``directions`` directions and the
+    batch there too (a collapsed start; merging meets ~K/``directions``
+    close neighbours per mean). Time and peak memory of one update after
+    one normal update on the same data (which allocates the scratch), and
+    what it merged.
+
+    Returns:
+        Dict[str, float]: ``normal_update_s``, ``crowded_update_s``,
+        ``ratio`` (crowded / normal), ``normal_peak_mb``,
+        ``crowded_peak_mb`` (rise of peak memory beyond the scratch),
+        ``merged``, ``merge_unresolved``, ``reseeded`` and the sizes.
+    """
     dev = torch.device(device)
-    means = torch.nn.functional.normalize(
-        torch.randn(num_components, dim, device=dev), dim=1)
+    gen = torch.Generator().manual_seed(0)
+    axes = torch.nn.functional.normalize(
+        torch.randn(directions, dim, generator=gen), dim=1)
+    gmm = OnlineGaussianMixture(num_components, dim,
+                                **DEFAULT_OPTIONS).to(dev)
+    gmm.update(near_directions(axes, batch, spread, gen).to(dev))
+    x = near_directions(axes, batch, spread, gen).to(dev)
+    normal_s, normal_peak = peak_rise_mb(lambda: gmm.update(x), dev)
+    crowd_bank(gmm, axes, spread, gen)
+    out: Dict[str, float] = {}
+    x = near_directions(axes, batch, spread, gen).to(dev)
+    crowded_s, crowded_peak = peak_rise_mb(lambda: out.update(gmm.update(x)),
+                                           dev)
+    return dict(num_components=num_components, dim=dim, batch=batch,
+                directions=directions, spread=spread,
+                normal_update_s=normal_s, crowded_update_s=crowded_s,
+                ratio=crowded_s / normal_s, normal_peak_mb=normal_peak,
+                crowded_peak_mb=crowded_peak, merged=out['merged'],
+                merge_unresolved=out['merge_unresolved'],
+                reseeded=out['reseeded'])
+
+
+def monitor_wait(num_components: int = 65536, dim: int = 256,
+                 device: str = 'cpu', block_size: int = 4096,
+                 crowded: bool = False) -> Dict[str, float]:
+    """What ``PrototypeMonitorHook`` adds to a training iteration: the
+    seconds of each similarity tile of one measurement (one tile per
+    iteration by default), on uniform means or (``crowded``) means within
+    0.02 of 4 directions.
+
+    Returns:
+        Dict[str, float]: ``tiles`` (iterations one measurement spans),
+        ``max_tile_s`` and ``median_tile_s`` (the wait per iteration),
+        ``total_s`` (the whole measurement) and the sizes.
+    """
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    if crowded:
+        axes = torch.nn.functional.normalize(
+            torch.randn(4, dim, generator=gen), dim=1)
+        means = near_directions(axes, num_components, 0.02, gen)
+    else:
+        means = torch.nn.functional.normalize(
+            torch.randn(num_components, dim, generator=gen), dim=1)
+    means = means.to(dev)
+    steps = prototype_diversity_steps(means, DEFAULT_THRESHOLDS, block_size,
+                                      components=False)
+    times: List[float] = []
+    done = [False]
+
+    def tile() -> None:
+        try:
+            next(steps)
+        except StopIteration:
+            done[0] = True
+
+    while not done[0]:
+        times.append(_timed(tile, dev))
     return dict(num_components=num_components, dim=dim, device=device,
-                seconds=_timed(lambda: prototype_diversity(means), dev))
+                block_size=block_size, crowded=crowded, tiles=len(times),
+                max_tile_s=max(times),
+                median_tile_s=statistics.median(times),
+                total_s=sum(times))

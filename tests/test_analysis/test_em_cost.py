@@ -86,5 +86,14 @@ def test_scale_test_and_monitor_report_their_sizes():
     assert (stats['num_components'], stats['clusters']) == (K, 8)
     assert stats['updates'] == 10 and stats['seconds'] > 0
     assert 0 < stats['unique@0.1'] <= 100
-    monitor = em_cost.monitor_seconds(K, D)
-    assert monitor['num_components'] == K and monitor['seconds'] > 0
+    for crowded in (False, True):
+        monitor = em_cost.monitor_wait(K, D, block_size=K // 4,
+                                       crowded=crowded)
+        assert monitor['tiles'] == 10  # 4 blocks: 4 * 5 / 2 tiles
+        assert 0 < monitor['max_tile_s'] <= monitor['total_s']
+
+
+def test_crowded_bank_update_reports_merges():
+    out = em_cost.crowded_bank_update(K, D, batch=64)
+    assert out['merged'] > 0 and out['normal_update_s'] > 0
+    assert out['ratio'] == out['crowded_update_s'] / out['normal_update_s']

@@ -14,10 +14,17 @@ as JSON (``--out``, default ``work_dirs/benchmark_em.json``):
 * iBOT's patch bank (K = 8,192, ~60,000 rows from 8 GPUs) with the options;
 * the first EM step after pooling (class defaults) at K = 16,384 and 65,536:
   its time and peak memory;
+* per N: the decoupled default's update on a collapsed bank (every mean
+  within ~0.02 of 4 directions) against a normal update: time ratio and
+  peak memory (``--no-crowded`` skips it);
 * ``--scale-test``: the decoupled default on a stream of 2,048 drifting
   clusters at K = 65,536 (rows until the used components reach the
   clusters, unique@0.1 at the end, largest re-seed / merge counts);
-* ``--monitor``: one ``PrototypeMonitorHook`` measurement at K = 65,536.
+* ``--monitor``: what ``PrototypeMonitorHook`` adds to an iteration at
+  K = 65,536: the seconds of each of its tiles (one per iteration), on
+  uniform and on crowded means, against one EM update of the decoupled
+  default at the flagship's 2,048 rows (an iteration holds one such
+  update and the whole forward and backward pass besides).
 
     python tools/analysis/benchmark_em.py [--device cpu] [--scale-test]
 
@@ -34,8 +41,9 @@ from typing import Dict, List, Optional
 
 import torch
 
-from gmproto_mm.analysis.em_cost import (VARIANTS, first_step_after_pooling,
-                                         measure_em_ratio, monitor_seconds,
+from gmproto_mm.analysis.em_cost import (VARIANTS, crowded_bank_update,
+                                         first_step_after_pooling,
+                                         measure_em_ratio, monitor_wait,
                                          scale_test)
 
 
@@ -62,8 +70,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--scale-updates', type=int, default=160,
                         help='updates of the scale test')
     parser.add_argument('--monitor', action='store_true',
-                        help='also time one PrototypeMonitorHook '
-                        'measurement at K')
+                        help="also time PrototypeMonitorHook's tiles at K")
+    parser.add_argument('--no-crowded', action='store_true',
+                        help='skip the collapsed-bank update')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'],
                         help='where the mixture lives')
     parser.add_argument('--out', default='work_dirs/benchmark_em.json',
@@ -102,6 +111,17 @@ def main() -> None:
                   f'{run["reseeded"]:.0f}, merged {run["merged"]:.0f})',
                   flush=True)
     result['runs'] = runs
+    result['crowded'] = []
+    for n in ([] if args.no_crowded else args.batches):
+        crowded = crowded_bank_update(K, D, n, args.device)
+        result['crowded'].append(crowded)
+        print(f'K={K} N={n} collapsed bank: update '
+              f'{crowded["crowded_update_s"]:.3f} s vs normal '
+              f'{crowded["normal_update_s"]:.3f} s (x{crowded["ratio"]:.2f}),'
+              f' peak {_fmt_mb(crowded["crowded_peak_mb"])} vs '
+              f'{_fmt_mb(crowded["normal_peak_mb"])} beyond the scratch; '
+              f'merged {crowded["merged"]:.0f}, unresolved '
+              f'{crowded["merge_unresolved"]:.0f}', flush=True)
     result['pooling'] = []
     for k in args.pooling:
         first = first_step_after_pooling(k, D, device=args.device)
@@ -114,9 +134,19 @@ def main() -> None:
                                           device=args.device)
         print(f'scale test: {json.dumps(result["scale_test"])}', flush=True)
     if args.monitor:
-        result['monitor'] = monitor_seconds(K, D, args.device)
-        print(f'monitor: {result["monitor"]["seconds"]:.2f} s per call',
-              flush=True)
+        update = measure_em_ratio(K, D, 2048, args.repeats, args.device,
+                                  VARIANTS['decoupled_default'])
+        result['monitor'] = dict(em_update_s=update['update_s'], rows=2048)
+        for crowded in (False, True):
+            wait = monitor_wait(K, D, args.device, crowded=crowded)
+            result['monitor']['crowded' if crowded else 'uniform'] = wait
+            print(f'monitor ({"crowded" if crowded else "uniform"} means): '
+                  f'{wait["tiles"]} iterations per measurement, wait per '
+                  f'iteration max {wait["max_tile_s"]:.3f} s (median '
+                  f'{wait["median_tile_s"]:.3f} s) = '
+                  f'{wait["max_tile_s"] / update["update_s"]:.2f} x one EM '
+                  f'update of 2,048 rows ({update["update_s"]:.3f} s); '
+                  f'whole measurement {wait["total_s"]:.1f} s', flush=True)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
