@@ -47,7 +47,7 @@ def test_config_builds_and_steps(name):
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))  # 1 process
     optim = build_optim_wrapper(model, optim_wrapper_here(cfg))
-    attach_em_updater(model, 'this test')  # it runs EM below
+    attach_em_updater(model, 'this test', 1)  # it runs EM below
     log_vars = model.train_step(random_batch(cfg), optim)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values())
     for name, bank in find_em_banks(model):  # what OnlineEMHook does

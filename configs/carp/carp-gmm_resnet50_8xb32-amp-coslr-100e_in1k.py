@@ -13,7 +13,7 @@ model = dict(head=dict(
     num_prototypes=65536,  # as the joint twin
     loss=_base_.model.head.loss,
     gmm=dict(_base_.paper_gmm,
-             beta_iters=50040,  # 10 epochs of 5004 iterations
+             beta_iters=10 / 100,  # 10 of the 100 epochs
              init='sample')))   # K pooled teacher embeddings
 
 custom_hooks = [

@@ -10,7 +10,7 @@ _base_ = [
 model = dict(head=dict(
     type='DecoupledGMMHead',  # keeps in_channels and the CARP loss
     num_prototypes=1024,  # as the joint twin
-    gmm=dict(_base_.paper_gmm, beta_iters=500,
+    gmm=dict(_base_.paper_gmm, beta_iters=1 / 3,
              init='sample')))  # K pooled teacher embeddings (8 steps)
 
 custom_hooks = [

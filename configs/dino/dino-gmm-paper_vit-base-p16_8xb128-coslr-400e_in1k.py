@@ -5,6 +5,6 @@ _base_ = ['./dino-gmm_vit-base-p16_8xb128-coslr-400e_in1k.py']
 model = dict(
     head=dict(
         gmm=dict(_base_.paper_gmm, _delete_=True, init='sample',
-                 beta_iters=12510),
+                 beta_iters=10 / 400),  # 10 of the 400 epochs
         teacher_targets='softmax',
         loss=dict(teacher_balancing='center')))

@@ -5,6 +5,6 @@ _base_ = ['./dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py']
 model = dict(
     head=dict(
         num_prototypes=1024,  # equal to the joint twin's
-        gmm=dict(_delete_=True, beta_iters=500, **_base_.paper_gmm),
+        gmm=dict(_delete_=True, beta_iters=1 / 3, **_base_.paper_gmm),
         teacher_targets='softmax',
         loss=dict(teacher_balancing='center')))

@@ -11,7 +11,7 @@ model = dict(head=dict(
     in_channels=_base_.bottleneck,  # equal to neck bottleneck_channels
     num_prototypes=1024,
     loss=dict(_base_.model.head.loss, **_base_.decoupled_head.loss),
-    gmm=dict(_base_.decoupled_gmm, beta_iters=500, reseed_start=150)))
+    gmm=dict(_base_.decoupled_gmm, beta_iters=1 / 3, reseed_start=0.1)))
 
 custom_hooks = [
     _base_.em_hook,

@@ -12,8 +12,8 @@ model = dict(head=dict(
     num_prototypes=65536,
     loss=dict(_base_.model.head.loss, **_base_.decoupled_head.loss),
     gmm=dict(_base_.decoupled_gmm,
-             beta_iters=25020,     # 10 epochs of 2,502 iterations
-             reseed_start=25020)))  # the end of the lr warm-up
+             beta_iters=10 / 100,     # 10 of the 100 epochs
+             reseed_start=10 / 100)))  # the end of the lr warm-up
 
 custom_hooks = [
     _base_.em_hook,

@@ -8,8 +8,8 @@ _base_ = [
 model = dict(head=dict(
     _base_.decoupled_head,  # keeps in_channels, K and the DINO loss
     gmm=dict(_base_.decoupled_gmm,
-             beta_iters=12510,     # 10 epochs of 1,251 iterations
-             reseed_start=12510)))  # the end of the lr warm-up
+             beta_iters=10 / 400,     # 10 of the 400 epochs
+             reseed_start=10 / 400)))  # the end of the lr warm-up
 
 custom_hooks = [
     _base_.em_hook,

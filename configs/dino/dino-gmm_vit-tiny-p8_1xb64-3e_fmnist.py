@@ -9,8 +9,8 @@ model = dict(head=dict(
     _base_.decoupled_head,  # keeps in_channels and the DINO loss
     num_prototypes=256,
     gmm=dict(_base_.decoupled_gmm,
-             beta_iters=500,      # a third of the demo's 1,500 updates
-             reseed_start=150)))  # the end of the lr warm-up
+             beta_iters=1 / 3,    # of training: 500 of the demo's 1,500
+             reseed_start=0.1)))  # 150 of 1,500: the lr warm-up's end
 
 custom_hooks = [
     _base_.em_hook,

@@ -8,8 +8,8 @@ _base_ = [
 
 gmm = dict(type='DecoupledGMMHead',  # keeps in_channels, K and the loss
            gmm=dict(_base_.decoupled_gmm,
-                    beta_iters=12510,     # 10 epochs of 1,251 iterations
-                    reseed_start=12510))  # the end of the lr warm-up
+                    beta_iters=10 / 400,     # 10 of the 400 epochs
+                    reseed_start=10 / 400))  # the end of the lr warm-up
 model = dict(head=gmm, patch_head=gmm)  # patches: the masked ones
 
 custom_hooks = [

@@ -14,8 +14,8 @@ model = dict(
             type='DecoupledSwAVLoss',  # keeps feat_dim, epsilon, num_crops
             num_prototypes=3000,
             gmm=dict(_base_.decoupled_gmm,
-                     beta_iters=5000,       # about one epoch (5,005 iters)
-                     reseed_start=5000))))  # no lr warm-up: after beta
+                     beta_iters=1 / 200,       # one of the 200 epochs
+                     reseed_start=1 / 200))))  # no lr warm-up: after beta
 
 
 def _numpy_safe(view):

@@ -138,6 +138,7 @@ def measure_em_ratio(num_components: int = 65536,
     gmm = gmm.to(dev)
     pool_updates = -(-gmm.init_samples // batch) \
         if gmm.init != 'uniform' else 1
+    gmm.set_training_length(pool_updates + 2 + repeats)  # a config's gmm
     stream = _stream(num_components, dim, batch, pool_updates + 2 + repeats)
     first = None
     for _ in range(pool_updates):

@@ -1,7 +1,7 @@
-"""A rehearsal of the flagship command (``tools/analysis/rehearse_flagship.py``):
-an ImageNet-shaped image folder, the config that points the flagship config
-at it, and the hook that records, on every rank, what the rehearsal
-checks.
+"""A rehearsal of the flagship command
+(``tools/analysis/rehearse_flagship.py``): an ImageNet-shaped image folder,
+the config that points the flagship config at it, and the hook that
+records, on every rank, what the rehearsal checks.
 
 Importing this module registers :class:`RehearsalRecordHook` (the derived
 config lists it in ``custom_imports``); ``import gmproto_mm`` does not.
@@ -85,7 +85,8 @@ def derived_config(config: str, data_root: str, images_per_rank: int,
         'default_hooks = dict(',
         '    logger=dict(interval=1),',
         '    checkpoint=dict(interval=1, max_keep_ckpts=-1))',
-        "custom_hooks = _base_.custom_hooks + [dict(type='RehearsalRecordHook')]",
+        'custom_hooks = _base_.custom_hooks + [',
+        "    dict(type='RehearsalRecordHook')]",
     ]
     if reseed_from is not None:
         lines.append(

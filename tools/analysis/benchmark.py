@@ -81,9 +81,11 @@ def build_step(config: str, device: str,
     finally:
         logger.setLevel(level)
     model.train()
-    banks = attach_em_updater(model, 'benchmark.py')  # EM in step()
-    for _, bank in banks:  # time steady-state EM, not the initial pooling,
-        bank.gmm.init_samples = 1  # with re-seeding (if on) from the start
+    # EM in step(), timed in its steady state: a schedule of one update
+    # (beta = 1), no initial pooling, re-seeding (if on) from the start
+    banks = attach_em_updater(model, 'benchmark.py', training_updates=1)
+    for _, bank in banks:
+        bank.gmm.init_samples = 1
         bank.gmm.reseed_start = 0
 
     def step(batch: dict) -> None:

@@ -40,6 +40,7 @@ from mmpretrain.registry import DATASETS, MODELS
 
 import gmproto_mm  # noqa: F401  (registers components)
 from gmproto_mm.analysis.embeddings import embed_views
+from gmproto_mm.models.utils import attach_em_updater
 from gmproto_mm.evaluation.functional.diversity import (DEFAULT_THRESHOLDS,
                                                         prototype_diversity)
 
@@ -114,6 +115,7 @@ def train_prototypes(head: torch.nn.Module, student: torch.Tensor,
         percentages at those steps.
     """
     params = head.prototype_parameters()
+    attach_em_updater(head, 'frozen_encoder_collapse.py', args.steps + 1)
     if params:  # joint: gradient steps on the prototypes only
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04)
         # mmengine's momentum weighs the student: 1 - DINO's momentum

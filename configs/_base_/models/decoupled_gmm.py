@@ -1,5 +1,6 @@
 # The decoupled head (docs/method.md), written once for the decoupled
-# configs, which add their schedule (beta_iters, reseed_start) and K.
+# configs, which add their schedule (beta_iters, reseed_start: fractions of
+# the training, resolved by OnlineEMHook) and K.
 decoupled_gmm = dict(
     forgetting=0.01,      # eta: rho_k = (1 - eta) ** N_k
     beta_start=0.3,       # annealed E-step: beta 0.3 -> 1 over beta_iters

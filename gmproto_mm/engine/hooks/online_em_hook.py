@@ -68,8 +68,8 @@ class OnlineEMHook(Hook):
                 max_skips_in_a_row < 1:
             raise ValueError('interval and max_skips_in_a_row must be >= 1, '
                              'start_iter and sync_check_interval >= 0; got '
-                             f'{interval}, {max_skips_in_a_row}, {start_iter}, '
-                             f'{sync_check_interval}')
+                             f'{interval}, {max_skips_in_a_row}, '
+                             f'{start_iter}, {sync_check_interval}')
         self.interval = interval
         self.start_iter = start_iter
         self.sync_check_interval = sync_check_interval
@@ -84,12 +84,21 @@ class OnlineEMHook(Hook):
     def before_train(self, runner) -> None:
         # every bank it finds refuses embeddings until now (no hook, no run)
         self._banks = attach_em_updater(get_ori_model(runner.model),
-                                        'OnlineEMHook')
+                                        'OnlineEMHook',
+                                        self.training_updates(runner))
         if not self._banks:
             raise ValueError(
                 'OnlineEMHook found no prototype bank: the model needs a head '
                 'such as DecoupledGMMHead (a GMMPrototypeBank: a module with '
                 '`gmm` and `pop_cached_embeddings()`)')
+
+    def training_updates(self, runner) -> int:
+        """EM updates in the whole training: one per ``interval`` optimizer
+        steps from ``start_iter`` (an optimizer step every
+        ``accumulative_counts`` iterations)."""
+        counts = getattr(runner.optim_wrapper, '_accumulative_counts', 1)
+        steps = (runner.max_iters - self.start_iter) // counts
+        return max(1, -(-steps // self.interval))
 
     def after_train_iter(self,
                          runner,

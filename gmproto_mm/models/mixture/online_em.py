@@ -17,7 +17,7 @@ import difflib
 import inspect
 import math
 import warnings
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -103,8 +103,12 @@ class OnlineGaussianMixture(nn.Module):
             ``(1 - eta) ** N_k``. Defaults to 0.01.
         beta_start (float): Initial inverse temperature ``beta_0`` in (0, 1].
             Defaults to 0.3.
-        beta_iters (int): Updates over which ``beta`` rises to 1 (>= 0; 0
-            means ``beta = 1`` always). Defaults to 1000.
+        beta_iters (int | float): Updates over which ``beta`` rises to 1:
+            an int ``>= 0`` counts updates (0: ``beta = 1`` always); a
+            float in (0, 1] is a fraction of the training's updates,
+            resolved by :meth:`set_training_length` (``OnlineEMHook`` calls
+            it before training), so the schedule follows the training
+            length. Defaults to 1000.
         beta_schedule (str): ``'cosine'`` or ``'linear'``. Defaults to
             ``'cosine'``.
         min_var (float): Lower bound of every variance (> 0). Defaults to
@@ -142,8 +146,8 @@ class OnlineGaussianMixture(nn.Module):
             (:func:`.maintenance.reseed_idle`), so that all of K are
             visited within ``~K / reseed_rate`` rows at any scale.
             ``O(N K D * 4 reseed_rate)``. In [0, 1]. Defaults to 0.
-        reseed_start (int): First update that may re-seed (>= 0). Defaults
-            to 0.
+        reseed_start (int | float): First update that may re-seed (an int
+            >= 0, or a fraction as ``beta_iters``). Defaults to 0.
         merge_within (float): Ours, off by default (0): after each M-step,
             two components whose unit-norm means are closer than this
             (Euclidean distance, the collapse metric's ``eps``) merge, and
@@ -175,7 +179,7 @@ class OnlineGaussianMixture(nn.Module):
                  *,
                  forgetting: float = 0.01,
                  beta_start: float = 0.3,
-                 beta_iters: int = 1000,
+                 beta_iters: Union[int, float] = 1000,
                  beta_schedule: str = 'cosine',
                  min_var: float = 1e-4,
                  init: str = 'sample',
@@ -184,15 +188,17 @@ class OnlineGaussianMixture(nn.Module):
                  prior_count: float = 1.0,
                  seed: int = 0,
                  reseed_rate: float = 0.0,
-                 reseed_start: int = 0,
+                 reseed_start: Union[int, float] = 0,
                  merge_within: float = 0.0,
                  stale_decay: float = 0.0) -> None:
         super().__init__()
         _check_int('num_components', num_components, 1)
         _check_int('dim', dim, 1)
-        _check_int('beta_iters', beta_iters, 0)
         _check_int('seed', seed, None)
-        _check_int('reseed_start', reseed_start, 0)
+        self._schedule = dict(beta_iters=_check_schedule('beta_iters',
+                                                         beta_iters),
+                              reseed_start=_check_schedule('reseed_start',
+                                                           reseed_start))
         if init_samples is not None:
             _check_int('init_samples', init_samples, 1)
         _check_number('forgetting', forgetting, 0.0, 1.0, '(0, 1)',
@@ -225,7 +231,8 @@ class OnlineGaussianMixture(nn.Module):
         self.dim = dim
         self.forgetting = float(forgetting)
         self.beta_start = float(beta_start)
-        self.beta_iters = beta_iters
+        # updates; None while a fraction awaits set_training_length()
+        self.beta_iters: Optional[int] = _updates(beta_iters, None)
         self.beta_schedule = beta_schedule
         self.min_var = float(min_var)
         self.init = init
@@ -233,7 +240,7 @@ class OnlineGaussianMixture(nn.Module):
         self.prior_count = float(prior_count)
         self.seed = seed
         self.reseed_rate = float(reseed_rate)
-        self.reseed_start = reseed_start
+        self.reseed_start: Optional[int] = _updates(reseed_start, None)
         self.merge_within = float(merge_within)
         self.stale_decay = float(stale_decay)
         self._init_pool: List[Tensor] = []  # rows awaiting initialisation
@@ -275,6 +282,7 @@ class OnlineGaussianMixture(nn.Module):
     @property
     def beta(self) -> float:
         """Inverse temperature the next :meth:`update` will use."""
+        self._require_schedule()
         return self._beta_at(int(self.num_updates))
 
     @property
@@ -288,6 +296,31 @@ class OnlineGaussianMixture(nn.Module):
         ``merge_within`` (``||a - b||^2 = 2 (1 - cos)``); 1e-6 when off."""
         return max(self.merge_within**2 / 2.0, 1e-6)
 
+    def set_training_length(self, updates: int) -> None:
+        """Resolve the schedule given as fractions of training
+        (``beta_iters``, ``reseed_start``) for a training of ``updates``
+        EM updates (rounded to whole updates); counts given as ints stay.
+        ``OnlineEMHook`` calls it in ``before_train``.
+
+        Args:
+            updates (int): EM updates the training will run (>= 1).
+        """
+        _check_int('updates', updates, 1)
+        self.beta_iters = _updates(self._schedule['beta_iters'], updates)
+        self.reseed_start = _updates(self._schedule['reseed_start'], updates)
+
+    def _require_schedule(self) -> None:
+        unresolved = [k for k, v in self._schedule.items()
+                      if getattr(self, k) is None]
+        if unresolved:
+            given = ', '.join(f'{k}={self._schedule[k]}' for k in unresolved)
+            raise ValueError(
+                f'{given}: a fraction of the training length, which is not '
+                'known yet. Train with OnlineEMHook (it resolves the '
+                'fraction from the runner\'s max_iters), call '
+                'set_training_length(total_updates) first, or give a number '
+                'of updates (an int)')
+
     def _beta_at(self, t: int) -> float:
         """``beta`` of update ``t`` (0-based): ``beta_start`` -> 1."""
         if self.beta_iters == 0 or t >= self.beta_iters:
@@ -300,12 +333,14 @@ class OnlineGaussianMixture(nn.Module):
         return 1.0 - (1.0 - self.beta_start) * (1.0 - ramp)
 
     def extra_repr(self) -> str:
+        beta, reseed = (_describe(self._schedule[k], getattr(self, k))
+                        for k in ('beta_iters', 'reseed_start'))
         return (f'num_components={self.num_components}, dim={self.dim}, '
                 f'forgetting={self.forgetting}, beta={self.beta_schedule}'
-                f'({self.beta_start} -> 1 over {self.beta_iters} updates), '
+                f'({self.beta_start} -> 1 over {beta} updates), '
                 f'min_var={self.min_var}, init={self.init!r}' +
                 (f', reseed_rate={self.reseed_rate:g} from update '
-                 f'{self.reseed_start}' if self.reseed_rate else '') +
+                 f'{reseed}' if self.reseed_rate else '') +
                 (f', merge_within={self.merge_within}'
                  if self.merge_within else '') +
                 (f', stale_decay={self.stale_decay}'
@@ -344,6 +379,7 @@ class OnlineGaussianMixture(nn.Module):
                 NaN/Inf or all-zero rows; the state is then left untouched.
         """
         x = self._prepare(x)  # validates before any state change
+        self._require_schedule()
         if not bool(self.initialized):
             if self.init != 'uniform':
                 self._init_pool.append(x)
@@ -778,6 +814,35 @@ def _check_int(name: str, value: int, minimum: Optional[int]) -> None:
         raise ValueError(f'{name} must be an int, got {value!r}')
     if minimum is not None and value < minimum:
         raise ValueError(f'{name} must be >= {minimum}, got {value}')
+
+
+def _check_schedule(name: str, value: Union[int, float]) -> Union[int, float]:
+    """A schedule point: an int >= 0 (updates) or a float in (0, 1] (a
+    fraction of training)."""
+    if isinstance(value, float):
+        if not 0.0 < value <= 1.0:
+            raise ValueError(
+                f'{name} must be an int >= 0 (updates) or a float in (0, 1] '
+                f'(a fraction of the training), got {value!r}')
+        return value
+    _check_int(name, value, 0)
+    return value
+
+
+def _updates(value: Union[int, float],
+             total: Optional[int]) -> Optional[int]:
+    """Updates of a schedule point: an int as is, a fraction of ``total``
+    rounded (None while ``total`` is unknown)."""
+    if isinstance(value, int):
+        return value
+    return None if total is None else round(value * total)
+
+
+def _describe(value: Union[int, float], resolved: Optional[int]) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f'{value:g} of training' + (
+        '' if resolved is None else f' = {resolved}')
 
 
 def _check_number(name: str, value: float, low: float, high: float,

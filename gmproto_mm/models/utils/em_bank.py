@@ -113,7 +113,8 @@ def find_em_banks(model: nn.Module) -> List[Tuple[str, nn.Module]]:
 
 
 def attach_em_updater(model: nn.Module,
-                      updater: str = 'manual'
+                      updater: str = 'manual',
+                      training_updates: Optional[int] = None
                       ) -> List[Tuple[str, nn.Module]]:
     """Declare that ``updater`` runs EM on every bank of ``model``.
 
@@ -125,6 +126,10 @@ def attach_em_updater(model: nn.Module,
     Args:
         model (nn.Module): The model (or any module) holding the banks.
         updater (str): Who updates, for messages. Defaults to 'manual'.
+        training_updates (int, optional): EM updates the caller will run:
+            resolves schedules given as fractions of training
+            (``beta_iters``, ``reseed_start``; ``set_training_length``).
+            Without it such a schedule refuses the first update.
 
     Returns:
         list[tuple[str, nn.Module]]: The banks, as :func:`find_em_banks`.
@@ -133,4 +138,7 @@ def attach_em_updater(model: nn.Module,
     for _, bank in banks:
         if hasattr(bank, 'updater'):  # duck-typed banks may lack the guard
             bank.updater = updater
+        resolve = getattr(bank.gmm, 'set_training_length', None)
+        if training_updates is not None and resolve is not None:
+            resolve(training_updates)
     return banks
