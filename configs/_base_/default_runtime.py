@@ -10,7 +10,10 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='VisualizationHook', enable=False))
+    visualization=dict(type='VisualizationHook', enable=False),
+    # checkpoints that torch >= 2.6's default torch.load reads (mmpretrain's
+    # get_model, tools/test.py, tools/train.py --resume)
+    safe_checkpoint=dict(type='SafeCheckpointHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

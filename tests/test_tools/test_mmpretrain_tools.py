@@ -8,11 +8,19 @@ import sys
 
 import mmpretrain
 import pytest
+import torch
+from mmengine.utils import digit_version
 
-from tests.conftest import (DECOUPLED_FMNIST, REPO_ROOT, run_tool)
+from tests.conftest import (DECOUPLED_FMNIST, FMNIST_ROOT, REPO_ROOT,
+                            SMALL_TEST_OPTIONS, run_tool)
 
 MMPRETRAIN_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 CONFIG = f'configs/{DECOUPLED_FMNIST}'  # gray, 1 channel
+TINY_TRAIN = [
+    'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False',
+    'train_dataloader.dataset.indices=16',
+    f'train_dataloader.dataset.data_root={FMNIST_ROOT}']
 
 
 def mmpretrain_tool(path: str) -> str:
@@ -78,3 +86,72 @@ print('checked')
     assert "type='UniversalVisualizer'" in out.stdout
     assert '_scope_' not in out.stdout
     assert 'pkg_resources' not in out.stderr
+
+
+@pytest.mark.slow
+def test_train_test_resume_and_get_model_on_our_checkpoint(tmp_path,
+                                                           fmnist_root):
+    """Under torch >= 2.6 (weights_only=True loading) mmpretrain's loaders
+    read what its tools/train.py writes with our runtime; --resume goes on
+    with the logged history."""
+    work = str(tmp_path / 'work')
+    train = [mmpretrain_tool('train.py'), CONFIG, '--work-dir', work,
+             '--cfg-options'] + TINY_TRAIN
+    run_mmpretrain(train + ['train_cfg.max_epochs=1'])  # 2 iterations
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(ckpt) == []
+
+    out = run_mmpretrain(['-c', f'''
+import torch
+from mmpretrain import get_model
+model = get_model({CONFIG!r}, pretrained={ckpt!r})
+state = torch.load({ckpt!r}, weights_only=True)['state_dict']
+assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+print('loaded', type(model).__name__)
+'''])
+    assert 'loaded DINO' in out.stdout
+
+    out = run_mmpretrain([mmpretrain_tool('test.py'), CONFIG, ckpt,
+                          '--work-dir', str(tmp_path / 'test'),
+                          '--cfg-options'] + SMALL_TEST_OPTIONS)
+    assert 'knn/top1' in out.stdout + out.stderr
+
+    out = run_mmpretrain(train + ['train_cfg.max_epochs=2', '--resume'])
+    assert 'resumed epoch: 1' in out.stdout + out.stderr
+    assert 'is not HistoryBuffer' not in out.stdout + out.stderr
+    resumed = torch.load(osp.join(work, 'epoch_2.pth'), weights_only=True)
+    loss = resumed['message_hub']['log_scalars']['train/loss']
+    first = torch.load(ckpt, weights_only=True)['message_hub'][
+        'log_scalars']['train/loss']
+    assert len(loss['log_history']) == 4  # 2 iterations before, 2 after
+    assert torch.equal(loss['log_history'][:2], first['log_history'])
+
+
+def test_a_checkpoint_from_before_the_hook_converts_for_get_model(tmp_path):
+    """tools/model_converters/weights_only_checkpoint.py rewrites an older
+    training checkpoint (a pickled message hub) for mmpretrain's loaders."""
+    from tests.test_tools.test_train_tools import LEGACY, LEGACY_OPTIONS
+    safe = str(tmp_path / 'safe.pth')
+    run_tool([sys.executable,
+              'tools/model_converters/weights_only_checkpoint.py', LEGACY,
+              safe])
+    code = f'''
+import pickle, torch
+from mmengine.config import Config, DictAction
+from mmpretrain import get_model
+cfg = Config.fromfile({CONFIG!r})
+cfg.merge_from_dict({{k: DictAction._parse_iterable(v) for k, v in
+                     (o.split('=', 1) for o in {LEGACY_OPTIONS!r})}})
+try:
+    get_model(cfg, pretrained={LEGACY!r})
+except pickle.UnpicklingError:
+    print('the original is refused')
+model = get_model(cfg, pretrained={safe!r})
+state = torch.load({LEGACY!r}, weights_only=False)['state_dict']
+assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+print('converted loaded')
+'''
+    out = run_mmpretrain(['-c', code]).stdout
+    assert 'converted loaded' in out
+    if digit_version(torch.__version__) >= digit_version('2.6.0'):
+        assert 'the original is refused' in out
