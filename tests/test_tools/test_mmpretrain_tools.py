@@ -7,12 +7,17 @@ import os.path as osp
 import sys
 
 import mmpretrain
+import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.dataset import default_collate
 from mmengine.utils import digit_version
+from PIL import Image
 
 from tests.conftest import (DECOUPLED_FMNIST, FMNIST_ROOT, REPO_ROOT,
-                            SMALL_TEST_OPTIONS, run_tool)
+                            SMALL_TEST_OPTIONS, run_tool,
+                            save_fresh_checkpoint)
 
 MMPRETRAIN_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 CONFIG = f'configs/{DECOUPLED_FMNIST}'  # gray, 1 channel
@@ -155,3 +160,32 @@ print('converted loaded')
     assert 'converted loaded' in out
     if digit_version(torch.__version__) >= digit_version('2.6.0'):
         assert 'the original is refused' in out
+
+
+def test_feature_extractor_takes_files_and_arrays(tmp_path, fmnist_root):
+    """FeatureExtractor reads test_dataloader.dataset.pipeline (KNNDataset's
+    own) and loads files in colour; the gray model's features of a gray PNG,
+    a colour PNG of the same image and the array are the k-NN test's."""
+    from mmpretrain import FeatureExtractor, get_model
+    from mmpretrain.registry import DATASETS
+    ckpt = save_fresh_checkpoint(DECOUPLED_FMNIST, tmp_path / 'fresh.pth')
+    cfg = Config.fromfile(osp.join(REPO_ROOT, CONFIG))
+    cfg.test_dataloader.dataset.query.update(data_root=fmnist_root,
+                                             indices=1)
+    query = DATASETS.build(cfg.test_dataloader.dataset).query
+    img = query.get_data_info(0)['img']  # (28, 28) uint8
+    Image.fromarray(img).save(tmp_path / 'gray.png')
+    Image.fromarray(np.stack([img] * 3, axis=-1)).save(tmp_path / 'rgb.png')
+
+    extractor = FeatureExtractor(osp.join(REPO_ROOT, CONFIG),
+                                 pretrained=ckpt, device='cpu')
+    feats = [extractor(str(tmp_path / 'gray.png'))[0][0],
+             extractor(str(tmp_path / 'rgb.png'))[0][0],
+             extractor(img)[0][0]]
+    model = get_model(osp.join(REPO_ROOT, CONFIG), pretrained=ckpt)
+    with torch.no_grad():
+        batch = model.data_preprocessor(default_collate([query[0]]), False)
+        expected = model.extract_feat(batch['inputs'])[0][0]
+    assert expected.shape == (128, )
+    for feat in feats:
+        torch.testing.assert_close(feat, expected)
