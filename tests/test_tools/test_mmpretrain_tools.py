@@ -4,6 +4,7 @@ and its tools taken from the installed package (they ship in it, under
 import glob
 import os
 import os.path as osp
+import re
 import sys
 
 import mmpretrain
@@ -16,11 +17,12 @@ from mmengine.utils import digit_version
 from PIL import Image
 
 from tests.conftest import (DECOUPLED_FMNIST, FMNIST_ROOT, REPO_ROOT,
-                            SMALL_TEST_OPTIONS, run_tool,
+                            SMALL_TEST_OPTIONS, load_tool, run_tool,
                             save_fresh_checkpoint)
 
 MMPRETRAIN_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 CONFIG = f'configs/{DECOUPLED_FMNIST}'  # gray, 1 channel
+RGB_CONFIG = 'configs/examples/dino-gmm_vit-tiny-p8_1xb64-3e_custom-folder.py'
 TINY_TRAIN = [
     'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
     'train_dataloader.persistent_workers=False',
@@ -189,3 +191,27 @@ def test_feature_extractor_takes_files_and_arrays(tmp_path, fmnist_root):
     assert expected.shape == (128, )
     for feat in feats:
         torch.testing.assert_close(feat, expected)
+
+
+def test_get_flops_names_our_tool_for_gray_configs(capsys):
+    """mmpretrain's get_flops.py feeds 3 channels: a gray config stops with
+    the cause and tools/analysis/get_flops.py, which counts it; on an RGB
+    config both count the same."""
+    out = run_mmpretrain([mmpretrain_tool('analysis_tools/get_flops.py'),
+                          CONFIG, '--shape', '32'], check=False)
+    assert out.returncode != 0
+    assert 'the backbone takes 1-channel images' in out.stderr
+    assert 'python tools/analysis/get_flops.py CONFIG' in out.stderr
+
+    ours = load_tool('tools/analysis/get_flops.py')
+    ours.main([osp.join(REPO_ROOT, CONFIG)])
+    counted = capsys.readouterr().out
+    assert re.search(r'Input shape: \(1, 32, 32\)\nFlops: [1-9]', counted)
+
+    theirs = run_mmpretrain([mmpretrain_tool('analysis_tools/get_flops.py'),
+                             RGB_CONFIG, '--shape', '32']).stdout
+    ours.main([osp.join(REPO_ROOT, RGB_CONFIG)])
+    counted = capsys.readouterr().out
+    block = theirs[theirs.index('Input shape'):theirs.index('Activation')]
+    assert block.startswith('Input shape: (3, 32, 32)\nFlops: ')
+    assert block in counted
