@@ -215,3 +215,17 @@ def test_get_flops_names_our_tool_for_gray_configs(capsys):
     block = theirs[theirs.index('Input shape'):theirs.index('Activation')]
     assert block.startswith('Input shape: (3, 32, 32)\nFlops: ')
     assert block in counted
+
+
+def test_a_wrong_data_root_is_named_and_left_alone(tmp_path):
+    from mmpretrain.datasets import build_dataset
+    wrong = tmp_path / 'data' / 'fashion-mnist'
+    with pytest.raises(FileNotFoundError) as err:
+        build_dataset(dict(type='LocalFashionMNIST', data_root=str(wrong)))
+    message = str(err.value)
+    assert f"data_root '{wrong}/' lacks" in message
+    assert ('python -c "from gmproto_mm.datasets import '
+            'prepare_fashion_mnist; prepare_fashion_mnist(' in message)
+    assert 'bash tools/setup_env.sh' in message
+    assert 'train_dataloader.dataset.data_root=' in message
+    assert not osp.exists(tmp_path / 'data')  # nothing created, nothing put
