@@ -14,11 +14,8 @@ restores it on ``--resume``. Read ``src`` only if you trust it: it is
 unpickled in full.
 """
 import argparse
-import os
-import os.path as osp
 
-import torch
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import CheckpointLoader, save_checkpoint
 
 from gmproto_mm.compat import use_full_checkpoint_loader
 from gmproto_mm.engine import to_weights_only
@@ -47,8 +44,7 @@ def convert(src: str, dst: str) -> dict:
             f'that have no tensor form: {unsafe}. Drop them from the '
             'checkpoint, or load it with '
             'gmproto_mm.compat.use_full_checkpoint_loader()')
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save(out, dst)
+    save_checkpoint(out, dst)  # mmengine's: creates the folders
     return out
 
 
