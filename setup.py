@@ -37,9 +37,8 @@ setup(
         'matplotlib',
         'mmengine>=0.10.0,<1.0',
         'mmpretrain>=1.2.0,<2.0',
-        # mmengine 0.10 resolves `mmpretrain::` base configs with
-        # pkg_resources, which setuptools 82 removed
-        'setuptools<82',
+        # no setuptools pin: only a config with an `mmpretrain::` base needs
+        # pkg_resources (gone in setuptools 82); tools/train.py names the fix
     ],
     extras_require=dict(
         # one mmcv flavour, never both; mmpretrain 1.2 takes 2.0 - 2.3

@@ -18,8 +18,8 @@ if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ] || [ tools/setup_env.sh -nt "$
     echo "[setup] creating .venv and installing packages (first run: a few minutes)"
     [ -x .venv/bin/python ] || python3 -m venv .venv
     PIP=".venv/bin/python -m pip"
-    # setuptools < 82: mmengine 0.10.7 resolves `mmpretrain::` configs with
-    # pkg_resources, which setuptools 82 removed (setup.py declares it too)
+    # setuptools < 82: mmengine 0.10.7 resolves `mmpretrain::` configs (the
+    # tests read mmpretrain's SwAV one) with pkg_resources, gone in 82
     $PIP install -q --upgrade pip wheel 'setuptools<82'
     # torch first, with a torchvision that matches it (see docs/install.md);
     # an installed torch (e.g. a CUDA build) is kept

@@ -19,6 +19,7 @@ from mmengine.utils import mkdir_or_exist
 from mmpretrain.utils import get_ori_model
 
 import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.apis import load_config
 from gmproto_mm.compat import flush_cpu_denormals, use_full_checkpoint_loader
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 from gmproto_mm.engine.hooks import find_em_banks
@@ -115,7 +116,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_config(args.config), args)
     runner = build_runner(cfg)
     # mmengine loads load_from non-strictly; a checkpoint of another config
     # would be evaluated half-random

@@ -5,7 +5,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import gmproto_mm  # noqa: F401  (registers components)
-from gmproto_mm.apis import merge_train_args, parse_train_args
+from gmproto_mm.apis import load_config, merge_train_args, parse_train_args
 from gmproto_mm.compat import flush_cpu_denormals, use_full_checkpoint_loader
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 
@@ -23,7 +23,7 @@ def build_runner(cfg: Config) -> Runner:
 
 def main(argv=None) -> None:
     args = parse_train_args(argv)
-    cfg = merge_train_args(Config.fromfile(args.config), args)
+    cfg = merge_train_args(load_config(args.config), args)
     runner = build_runner(cfg)
     if cfg.get('resume'):
         # mmengine resumes the weights non-strictly: a checkpoint of another

@@ -9,7 +9,5 @@ train_dataloader = dict(dataset=dict(
     _base_.inat2018_train, _delete_=True,
     pipeline=_base_.train_pipelines['dino']))
 test_dataloader = dict(dataset=dict(
-    bank=dict(_base_.inat2018_train, _delete_=True,
-              pipeline=_base_.test_pipeline),
-    query=dict(_base_.inat2018_val, _delete_=True,
-               pipeline=_base_.test_pipeline)))
+    bank=dict(_base_.inat2018_train, _delete_=True),
+    query=dict(_base_.inat2018_val, _delete_=True)))

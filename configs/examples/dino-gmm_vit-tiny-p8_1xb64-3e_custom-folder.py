@@ -44,7 +44,6 @@ test_pipeline = [
 test_dataloader = dict(dataset=dict(
     _delete_=True,
     type='KNNDataset',
-    bank=dict(type='CustomDataset', data_root=train_root,
-              pipeline=test_pipeline),
-    query=dict(type='CustomDataset', data_root=val_root,
-               pipeline=test_pipeline)))
+    pipeline=test_pipeline,  # both splits'; mmpretrain's inferencers'
+    bank=dict(type='CustomDataset', data_root=train_root),
+    query=dict(type='CustomDataset', data_root=val_root)))

@@ -3,10 +3,9 @@
 _base_ = [
     '../_base_/datasets/fmnist_bs64_mcrop.py',
     '../_base_/models/decoupled_gmm.py',
-    'mmpretrain::_base_/schedules/imagenet_lars_coslr_200e.py',
-    'mmpretrain::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['gmproto_mm'], allow_failed_imports=False)
+randomness = dict(seed=None)  # mmpretrain's runtime default, used so far
 
 feat_dim = 64
 model = dict(
@@ -31,12 +30,15 @@ model = dict(
 # mmpretrain's SwAV has no predict mode, so no k-NN test
 test_dataloader = test_evaluator = test_cfg = None
 
-optim_wrapper = dict(optimizer=dict(lr=0.3))
+# mmpretrain's imagenet_lars_coslr_200e.py schedule at lr 0.3, 10 epochs
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='LARS', lr=0.3, weight_decay=1e-6, momentum=0.9))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=10, eta_min=3e-4, by_epoch=True,
          begin=0, end=10, convert_to_iter_based=True)
 ]
-train_cfg = dict(max_epochs=10)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10)
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=10, max_keep_ckpts=3))
 custom_hooks = [

@@ -7,6 +7,8 @@ _base_ = [
     '../_base_/models/decoupled_gmm.py',
 ]
 custom_imports = dict(imports=['gmproto_mm'], allow_failed_imports=False)
+# checkpoints that torch >= 2.6's default torch.load reads, as in our runtime
+default_hooks = dict(safe_checkpoint=dict(type='SafeCheckpointHook'))
 
 model = dict(
     head=dict(

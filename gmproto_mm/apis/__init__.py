@@ -5,6 +5,8 @@ importable, so that no tool loads another by path.
 * :mod:`.train_args` -- ``tools/train.py``'s command line and how its flags
   change the config (``tools/analysis/gpu_check.py`` builds its runs the
   same way).
+* :mod:`.config` -- reading a config file, with the fix named when an
+  ``mmpretrain::`` base cannot be resolved.
 
 Research helpers (measurements, the demo's train-and-evaluate protocol)
 live in :mod:`gmproto_mm.analysis`. Neither package is imported by
@@ -18,6 +20,7 @@ Example:
     >>> cfg.optim_wrapper.type
     'AmpOptimWrapper'
 """
+from .config import load_config
 from .train_args import merge_train_args, parse_train_args
 
-__all__ = ['merge_train_args', 'parse_train_args']
+__all__ = ['load_config', 'merge_train_args', 'parse_train_args']

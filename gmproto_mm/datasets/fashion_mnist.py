@@ -3,9 +3,10 @@ import gzip
 import os
 import os.path as osp
 import shutil
+from typing import List
 
 import numpy as np
-from mmengine import dist
+from mmengine.logging import print_log
 from mmpretrain.datasets import FashionMNIST
 from mmpretrain.datasets.mnist import read_image_file, read_label_file
 from mmpretrain.datasets.utils import rm_suffix
@@ -24,8 +25,17 @@ DATA_ROOT_KEYS = ('--cfg-options train_dataloader.dataset.data_root=PATH '
                   'evaluation)')
 
 
+def missing_files(data_root: str) -> List[str]:
+    """The IDX files (un-gzipped) that ``data_root`` lacks."""
+    return [f for f in IDX_FILES if not osp.exists(osp.join(data_root, f))]
+
+
 def prepare_fashion_mnist(data_root: str, source_dir: str = DEBIAN_DIR) -> str:
     """Un-gzip the Debian package's IDX files into ``data_root`` if missing.
+
+    The explicit preparation step (``tools/setup_env.sh`` runs it for
+    ``data/fashion-mnist``): it creates ``data_root`` and writes ~55 MB
+    there, with a log line; :class:`LocalFashionMNIST` only reads.
 
     Args:
         data_root (str): Folder mmpretrain's ``FashionMNIST`` reads.
@@ -39,7 +49,7 @@ def prepare_fashion_mnist(data_root: str, source_dir: str = DEBIAN_DIR) -> str:
         FileNotFoundError: Neither ``data_root`` nor ``source_dir`` has the
             files; the message names the Debian package and both folders.
     """
-    missing = [f for f in IDX_FILES if not osp.exists(osp.join(data_root, f))]
+    missing = missing_files(data_root)
     if not missing:
         return data_root
     absent = [
@@ -53,6 +63,9 @@ def prepare_fashion_mnist(data_root: str, source_dir: str = DEBIAN_DIR) -> str:
             '(or run `bash tools/run_tests.sh`, which does), put the '
             f'un-gzipped IDX files in {data_root!r}, or point the config at '
             f'them: {DATA_ROOT_KEYS}.')
+    print_log(f'un-gzipping Fashion-MNIST ({len(missing)} files, ~55 MB in '
+              f'all) from {source_dir!r} into {data_root!r}',
+              logger='current')
     os.makedirs(data_root, exist_ok=True)
     for name in missing:
         tmp = osp.join(data_root, f'.{name}.{os.getpid()}.tmp')
@@ -63,19 +76,58 @@ def prepare_fashion_mnist(data_root: str, source_dir: str = DEBIAN_DIR) -> str:
     return data_root
 
 
+def require_fashion_mnist(data_root: str,
+                          source_dir: str = DEBIAN_DIR) -> None:
+    """Raise if ``data_root`` does not hold the un-gzipped IDX files.
+
+    Args:
+        data_root (str): Folder a config names.
+        source_dir (str): Where the preparation command named in the
+            message reads the gzipped files.
+
+    Raises:
+        FileNotFoundError: The message names ``data_root``, the files it
+            lacks, the command that prepares it (and where that command
+            finds the data, or the Debian package to install first) and the
+            config keys that point elsewhere.
+    """
+    missing = missing_files(data_root)
+    if not missing:
+        return
+    prepare = ('python -c "from gmproto_mm.datasets import '
+               f'prepare_fashion_mnist; prepare_fashion_mnist({data_root!r}' +
+               ('' if source_dir == DEBIAN_DIR else f', {source_dir!r}') +
+               ')"')
+    if all(osp.exists(osp.join(source_dir, f + '.gz')) for f in missing):
+        source = f'un-gzips them from {source_dir!r}'
+    else:
+        source = (f'un-gzips them from {source_dir!r}, which lacks them too: '
+                  f'first `apt-get install -y {DEBIAN_PACKAGE}` (into '
+                  f'{DEBIAN_DIR!r}), or give a folder with the four '
+                  '*-ubyte.gz files as the second argument')
+    raise FileNotFoundError(
+        f'Fashion-MNIST not found: data_root {data_root!r} lacks {missing} '
+        '(LocalFashionMNIST only reads that folder, it never creates or '
+        f'fills it). Prepare it once with `{prepare}` ({source}; `bash '
+        'tools/setup_env.sh` does all of it for data/fashion-mnist), or '
+        f'point the config at a folder that holds them: {DATA_ROOT_KEYS}.')
+
+
 @DATASETS.register_module()
 class LocalFashionMNIST(FashionMNIST):
-    """mmpretrain's ``FashionMNIST`` that never downloads.
+    """mmpretrain's ``FashionMNIST`` that never downloads, and never writes.
 
-    It un-gzips the files of the Debian package ``dataset-fashion-mnist``
-    into ``data_root`` on first use (main process), and a missing data set
-    raises an error naming the package and the folders. Arguments are those
-    of :class:`mmpretrain.datasets.FashionMNIST` plus ``source_dir``.
+    It reads the un-gzipped IDX files in ``data_root``; a folder without
+    them raises an error naming it and the command that prepares it
+    (:func:`prepare_fashion_mnist`, from the Debian package
+    ``dataset-fashion-mnist``). Arguments are those of
+    :class:`mmpretrain.datasets.FashionMNIST` plus ``source_dir``.
 
     Args:
         data_root (str): Folder of the un-gzipped IDX files.
         split (str): ``'train'`` or ``'test'``.
-        source_dir (str): Folder of the gzipped Debian files.
+        source_dir (str): Folder of the gzipped Debian files, which the
+            error's preparation command reads.
     """
 
     def __init__(self,
@@ -92,10 +144,7 @@ class LocalFashionMNIST(FashionMNIST):
 
     def load_data_list(self):
         root = self.data_prefix['root']
-        if dist.is_main_process():
-            prepare_fashion_mnist(root, self.source_dir)
-        dist.barrier()
-        prepare_fashion_mnist(root, self.source_dir)  # raises on every rank
+        require_fashion_mnist(root, self.source_dir)  # on every rank
         # mmpretrain 1.2.0 picks the files by ``test_mode``, not ``split``
         # (``split='test'`` silently reads the training set); we use split.
         images, labels = (self.test_list if self.split == 'test' else

@@ -13,6 +13,7 @@ from mmpretrain.registry import DATASETS, MODELS
 from gmproto_mm.analysis.checkpoint_cli import (checkpoint_parser,
                                                 load_model, report)
 from gmproto_mm.analysis.embeddings import embed_views, prediction_embeddings
+from gmproto_mm.datasets import KNNDataset
 from tests.conftest import FMNIST_ROOT, REPO_ROOT
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'dino/dino-gmm_vit-tiny-p8_1xb64-3e_fmnist.py')
@@ -58,7 +59,7 @@ def _model_and_data(split_cfg: str, num_images: int):
     cfg = Config.fromfile(CONFIG)
     model = MODELS.build(cfg.model).eval()
     data_cfg = cfg.train_dataloader.dataset if split_cfg == 'train' else \
-        cfg.test_dataloader.dataset.query
+        KNNDataset.split_config(cfg.test_dataloader.dataset, 'query')
     data_cfg.update(data_root=FMNIST_ROOT, indices=num_images)
     return model, DATASETS.build(data_cfg)
 

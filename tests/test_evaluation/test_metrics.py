@@ -8,6 +8,7 @@ import torch
 from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS, METRICS
 
+from gmproto_mm.datasets import KNNDataset
 from gmproto_mm.engine.hooks import PrototypeMonitorHook, find_prototype_banks
 from gmproto_mm.evaluation.functional import prototype_diversity
 from gmproto_mm.evaluation.metrics import prototype_classes
@@ -264,6 +265,29 @@ def test_knn_dataset_tags_and_metainfo(fmnist_root):
         list(range(5))
     assert ds[-1]['data_samples'].sample_idx == 4
     assert len(ds.metainfo['classes']) == 10
+
+
+def test_knn_dataset_pipeline_serves_both_splits(fmnist_root):
+    """Given once (what mmpretrain's FeatureExtractor reads), for both
+    splits; a split with another pipeline is refused, not half-used."""
+    pipeline = [dict(type='Resize', scale=(8, 8), backend='pillow'),
+                dict(type='PackInputs')]
+    split = dict(type='LocalFashionMNIST', data_root=fmnist_root, indices=2)
+    ds = DATASETS.build(dict(type='KNNDataset', pipeline=pipeline,
+                             bank=split, query=dict(split, split='test')))
+    assert [tuple(ds[i]['inputs'].shape) for i in range(4)] == \
+        [(1, 8, 8)] * 4
+    config = dict(type='KNNDataset', pipeline=pipeline, bank=split,
+                  query=split)  # one split built alone: with the pipeline
+    assert KNNDataset.split_config(config, 'query') == dict(
+        split, pipeline=pipeline)
+    same = DATASETS.build(dict(type='KNNDataset', pipeline=pipeline,
+                               bank=dict(split, pipeline=pipeline),
+                               query=split))
+    assert same[0]['inputs'].shape == (1, 8, 8)
+    with pytest.raises(ValueError, match='its query another one'):
+        DATASETS.build(dict(type='KNNDataset', pipeline=pipeline, bank=split,
+                            query=dict(split, pipeline=pipeline[1:])))
 
 
 def test_monitor_hook_logs_unique_while_training(tmp_path, fmnist_root):

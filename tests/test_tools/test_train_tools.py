@@ -79,16 +79,17 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
     for key in moved:
         assert not torch.equal(before[key], resumed[key]), key
     # the logged EM statistics of the updates after the resume, and beta
+    # (SafeCheckpointHook stores each history as a dict of tensors)
     scalars = [c['message_hub']['log_scalars'] for c in (once, twice)]
     keys = ['train/em_beta', 'train/em_log_likelihood']
     if crossing:
         keys += ['train/em_reseeded', 'train/em_merged']
     for key in keys:
-        assert scalars[0][key].data[0][-per_epoch:].tolist() == \
-            scalars[1][key].data[0][-per_epoch:].tolist(), key
+        assert scalars[0][key]['log_history'][-per_epoch:].tolist() == \
+            scalars[1][key]['log_history'][-per_epoch:].tolist(), key
     if crossing:  # the updates after the resume re-seeded and merged
         for key in ('train/em_reseeded', 'train/em_merged'):
-            assert sum(scalars[1][key].data[0][-per_epoch:]) > 0, key
+            assert scalars[1][key]['log_history'][-per_epoch:].sum() > 0, key
     # resuming under a model the checkpoint does not fit stops, naming why
     out = train('twice', 3, resume=True, check=False,
                 extra=['model.head.num_prototypes=16'])

@@ -30,6 +30,7 @@ import gmproto_mm  # noqa: F401  (registers components)
 from gmproto_mm.analysis.checkpoint_cli import (checkpoint_parser,
                                                 load_model, report)
 from gmproto_mm.analysis.embeddings import embed_views, prediction_embeddings
+from gmproto_mm.datasets import KNNDataset
 from gmproto_mm.models.heads import DecoupledGMMHead
 # the re-seeding rule's idle mark, the same constant, not a copy
 from gmproto_mm.models.mixture import IDLE_MASS
@@ -79,7 +80,8 @@ def main() -> None:
                          'DecoupledGMMHead mixture')
     if not bool(model.head.gmm.initialized):
         print('note: the mixture was never updated (untrained checkpoint)')
-    test_set = DATASETS.build(cfg.test_dataloader.dataset.query)
+    test_set = DATASETS.build(
+        KNNDataset.split_config(cfg.test_dataloader.dataset, 'query'))
     train_set = DATASETS.build(cfg.train_dataloader.dataset)
     _, crops = embed_views(model, train_set, args.images, args.seed)
     report(dict(

@@ -33,6 +33,7 @@ import gmproto_mm  # noqa: F401  (registers components)
 from gmproto_mm.analysis.checkpoint_cli import (checkpoint_parser,
                                                 load_model, report)
 from gmproto_mm.analysis.embeddings import prediction_embeddings
+from gmproto_mm.datasets import KNNDataset
 gmproto_mm.compat.use_full_checkpoint_loader()  # load_model below
 
 EPSILONS = (0.1, 0.25, 0.5)
@@ -70,7 +71,8 @@ def spread(probs: torch.Tensor, embeds: torch.Tensor, bank: torch.Tensor,
 def main() -> None:
     args = checkpoint_parser(__doc__.split('\n')[0]).parse_args()
     cfg, model = load_model(args)
-    dataset = DATASETS.build(cfg.test_dataloader.dataset.query)
+    dataset = DATASETS.build(
+        KNNDataset.split_config(cfg.test_dataloader.dataset, 'query'))
     embeds = F.normalize(prediction_embeddings(model, dataset, args.images),
                          dim=1)
     _, _, head_part = model._predict_parts()

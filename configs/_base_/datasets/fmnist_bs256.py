@@ -8,6 +8,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [  # equal to the k-NN test set's
+    dict(type='ToGray'),  # gray data as is; colour files (inferencers) to gray
     dict(type='Resize', scale=(32, 32), backend='pillow'),
     dict(type='PackInputs'),
 ]

@@ -40,13 +40,15 @@ data_preprocessor = dict(type='SelfSupDataPreprocessor', mean=[72.94],
                          std=[90.02], to_rgb=False)
 
 test_pipeline = [
+    dict(type='ToGray'),  # gray data as is; colour files (inferencers) to gray
     dict(type='Resize', scale=(32, 32), backend='pillow'),
     dict(type='PackInputs'),
 ]
 test_dataloader = dict(
     num_workers=2,
     dataset=dict(
+        pipeline=test_pipeline,  # both splits'; mmpretrain's inferencers'
         bank=dict(type='LocalFashionMNIST', data_root=data_root,
-                  split='train', pipeline=test_pipeline),
+                  split='train'),
         query=dict(type='LocalFashionMNIST', data_root=data_root,
-                   split='test', pipeline=test_pipeline)))
+                   split='test')))

@@ -70,7 +70,6 @@ test_pipeline = [
 test_dataloader = dict(
     num_workers=10,
     dataset=dict(
-        bank=dict(type='ImageNet', data_root=data_root, split='train',
-                  pipeline=test_pipeline),
-        query=dict(type='ImageNet', data_root=data_root, split='val',
-                   pipeline=test_pipeline)))
+        pipeline=test_pipeline,  # both splits'; mmpretrain's inferencers'
+        bank=dict(type='ImageNet', data_root=data_root, split='train'),
+        query=dict(type='ImageNet', data_root=data_root, split='val')))

@@ -1,3 +1,4 @@
 from .color_jitter import NumpySafeColorJitter, adjust_hue, blend_gray
+from .to_gray import ToGray
 
-__all__ = ['NumpySafeColorJitter', 'adjust_hue', 'blend_gray']
+__all__ = ['NumpySafeColorJitter', 'ToGray', 'adjust_hue', 'blend_gray']

@@ -29,6 +29,25 @@ def group_same_shape(views: Sequence[torch.Tensor]) -> List[List[int]]:
     return groups
 
 
+def check_input_channels(backbone: nn.Module, inputs: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``inputs`` ``(B, C, H, W)`` has another ``C``
+    than ``backbone``'s first convolution takes (no check without one)."""
+    conv = next((m for m in backbone.modules() if isinstance(m, nn.Conv2d)),
+                None)
+    if conv is None or inputs.dim() != 4 or \
+            inputs.shape[1] == conv.in_channels:
+        return
+    raise ValueError(
+        f'the backbone takes {conv.in_channels}-channel images (the '
+        f"config's backbone.in_channels), got inputs of shape "
+        f'{tuple(int(side) for side in inputs.shape)}. mmpretrain\'s '
+        'tools/analysis_tools/get_flops.py always feeds 3 channels; count '
+        'this model with `python tools/analysis/get_flops.py CONFIG`, which '
+        'takes the channels and the image size from the config. Elsewhere, '
+        f'pass {conv.in_channels}-channel images (ToGray first in a test '
+        'pipeline makes them from colour files)')
+
+
 @MODELS.register_module()
 class DINO(BaseSelfSupervisor):
     """DINO with a pluggable prototype head; also CARP's student-teacher.
@@ -242,10 +261,17 @@ class DINO(BaseSelfSupervisor):
             tuple[Tensor]: The backbone's outputs, e.g. ``(B, C)`` for a
             ViT with ``out_type='cls_token'``, ``(B, 1 + N, C)`` with
             ``'raw'``, ``(B, C, H', W')`` for a ResNet stage.
+
+        Raises:
+            ValueError: If the images have another number of channels than
+                the backbone takes, e.g. the 3 that mmpretrain's
+                ``get_flops.py`` feeds to a gray (1-channel) config; the
+                message names the tool that counts such a model.
         """
         if isinstance(inputs, (list, tuple)):
             inputs = inputs[0]
         backbone, _, _ = self._predict_parts()
+        check_input_channels(backbone, inputs)
         return backbone(inputs)
 
     def _predict_parts(self) -> Tuple[nn.Module, nn.Module,
