@@ -1,7 +1,6 @@
 """DecoupledGMMHead + OnlineEMHook: contract, Runner-driven updates,
 gradient accumulation and a 2-process gloo run."""
 import copy
-import math
 import os.path as osp
 import sys
 
@@ -106,11 +105,12 @@ def test_runner_updates_once_per_optimizer_step(tmp_path, fmnist_root,
     assert int(gmm.num_updates) == 4 // accumulate
     assert not torch.equal(start, gmm.means)
     torch.testing.assert_close(gmm.means.norm(dim=1), torch.ones(256))
-    # beta of update t: the config's cosine schedule 0.3 -> 1 over 500
+    # beta of update t: the config's cosine schedule 0.3 -> 1 over a third
+    # of the training's EM updates (4 or 2: both round to 1 update)
+    assert gmm.beta_iters == round((4 // accumulate) / 3) == 1
     betas = runner.message_hub.get_scalar('train/em_beta').data[0].tolist()
-    assert betas == pytest.approx(
-        [1 - 0.7 * (1 + math.cos(math.pi * t / 500)) / 2
-         for t in range(4 // accumulate)], abs=1e-12)
+    assert betas == pytest.approx([0.3] + [1.0] * (4 // accumulate - 1),
+                                  abs=1e-12)
     ckpt = torch.load(osp.join(str(tmp_path), 'epoch_1.pth'),
                       weights_only=False)
     torch.testing.assert_close(ckpt['state_dict']['head.em_bank.gmm.mu'], gmm.means)
@@ -174,6 +174,7 @@ def test_two_gloo_processes_fit_the_gathered_batch(two_rank_run):
     single = OnlineGaussianMixture(cfg.model.head.num_prototypes,
                                    cfg.model.head.in_channels,
                                    **dict(cfg.model.head.gmm, **GMM_OPTIONS))
+    single.set_training_length(3)  # as OnlineEMHook: the run's 3 updates
     for key, value in single.state_dict().items():
         assert torch.equal(r0['start'][key], value), key
     threads = torch.get_num_threads()

@@ -588,3 +588,32 @@ def test_init_samples_one_initialises_on_first_batch():
     assert bool(gmm.initialized)
     with pytest.raises(ValueError, match='init_samples'):
         OnlineGaussianMixture(4, 2, init_samples=0)
+
+
+def test_schedule_as_a_fraction_of_training() -> None:
+    """beta_iters / reseed_start given as fractions of training follow the
+    training length set_training_length() gives (OnlineEMHook: from the
+    runner's max_iters); ints stay counts; an unresolved fraction refuses
+    the first update, naming the fix, and leaves the state untouched."""
+    gmm = OnlineGaussianMixture(8, 4, init='uniform', beta_iters=1 / 3,
+                                reseed_rate=1 / 8, reseed_start=0.1)
+    x = unit_rows(16, 4, seed=0)
+    before = snapshot(gmm)
+    with pytest.raises(ValueError, match=r'beta_iters=0.333.*'
+                       r'set_training_length'):
+        gmm.update(x)
+    for key, value in gmm.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    for updates, beta_iters, reseed_start in ((1500, 500, 150),
+                                              (6000, 2000, 600)):
+        gmm.set_training_length(updates)
+        assert (gmm.beta_iters, gmm.reseed_start) == (beta_iters,
+                                                      reseed_start)
+        assert 'over 0.333333 of training = ' in repr(gmm)
+        assert gmm._beta_at(beta_iters // 2) == pytest.approx(0.65)
+    fixed = OnlineGaussianMixture(8, 4, beta_iters=500, reseed_start=150)
+    fixed.set_training_length(6000)
+    assert (fixed.beta_iters, fixed.reseed_start) == (500, 150)
+    for bad in (1.5, 0.0, -0.1, '0.5', True):
+        with pytest.raises(ValueError, match='beta_iters'):
+            OnlineGaussianMixture(8, 4, beta_iters=bad)

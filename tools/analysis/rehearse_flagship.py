@@ -40,11 +40,10 @@ from typing import List
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)  # run from anywhere, as tools/train.py is
+from gmproto_mm.analysis.rehearsal import (derived_config, make_image_folder,
+                                           read_records, states_agree)
 
-from gmproto_mm.analysis.rehearsal import (  # noqa: E402
-    derived_config, make_image_folder, read_records, states_agree)
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
