@@ -2,8 +2,10 @@
 tools/test.py reports them, the training log's monitored minima, mean / std
 per variant, the plot, and a second call that skips what is done."""
 import json
+import os
 import os.path as osp
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -143,7 +145,8 @@ def test_records_written_meanwhile_are_kept(tmp_path, monkeypatch):
 
     monkeypatch.setattr(study, 'train_and_evaluate', fake_train_and_evaluate)
     monkeypatch.setattr(study, 'training_log',
-                        lambda work_dir: dict(steps=2, monitor={}))
+                        lambda work_dir: dict(steps=2, monitor={},
+                                                        series={}))
     monkeypatch.chdir(Path.cwd())  # main() changes to the repo root
     monkeypatch.setattr(sys, 'argv', [
         'seed_study.py', CONFIG, '--seeds', '0', '1', *TINY, '--out',
@@ -209,7 +212,8 @@ def test_a_study_writes_to_work_dirs_unless_told(tmp_path, monkeypatch):
         dict(train_s=1.0, metrics={'knn/top1': 60.0 + seed,
                                    study.PLOT_X: 5.0}))
     monkeypatch.setattr(study, 'training_log',
-                        lambda work_dir: dict(steps=2, monitor={}))
+                        lambda work_dir: dict(steps=2, monitor={},
+                                                        series={}))
     monkeypatch.chdir(Path.cwd())  # main() changes to the repo root
     config = str(Path(REPO_ROOT) / CONFIG)
     monkeypatch.setattr(sys, 'argv', ['seed_study.py', config, '--seeds',
@@ -220,6 +224,38 @@ def test_a_study_writes_to_work_dirs_unless_told(tmp_path, monkeypatch):
     assert [r['seed'] for r in runs] == [0, 1]
     assert (out.parent / 'knn_vs_used.png').is_file()
     assert not (tmp_path / 'docs').exists()
+    # what produced each record
+    import torch
+    for run in runs:
+        assert run['torch'] == torch.__version__
+        assert run['threads'] == int(os.environ.get(
+            'OMP_NUM_THREADS', torch.get_num_threads()))
+        assert run['commit'] == 'unknown'  # the root is no git checkout
+    monkeypatch.setattr(study, 'REPO_ROOT', REPO_ROOT)
+    head = subprocess.run(['git', '-C', REPO_ROOT, 'rev-parse', '--short',
+                           'HEAD'], capture_output=True, text=True).stdout
+    assert study.provenance()['commit'].split('+')[0] == head.strip()
+
+
+def test_training_log_keeps_the_em_series(tmp_path):
+    """The logged EM moves and monitor values per log step, the median
+    seconds per iteration and the minimum of the monitor's values."""
+    study = load_seed_study()
+    run = tmp_path / '20261207_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    lines = [dict(step=10, loss=1.0, time=0.5, em_reseeded=2.0,
+                  em_merged=0.0, **{'proto_unique@0.1': 100.0}),
+             dict(step=20, loss=0.9, time=0.7, em_reseeded=1.0,
+                  em_merged=3.0, **{'proto_unique@0.1': 99.0})]
+    (run / 'scalars.json').write_text(
+        '\n'.join(json.dumps(line) for line in lines))
+    log = study.training_log(str(tmp_path))
+    assert log['steps'] == 20
+    assert log['monitor'] == {'monitor/min_unique@0.1': 99.0,
+                              'train/s_per_iter': 0.6}
+    assert log['series']['step'] == [10, 20]
+    assert log['series']['em_merged'] == [0.0, 3.0]
+    assert log['series']['em_merge_unresolved'] == [None, None]
 
 
 def test_markdown_reads_the_repository_study(capsys, monkeypatch):

@@ -26,11 +26,13 @@ import json
 import os
 import os.path as osp
 import statistics
+import subprocess
 import sys
 import time
 from typing import Dict, List, Optional
 
-from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, train_and_evaluate,
+from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, iteration_times,
+                                               train_and_evaluate,
                                                training_records)
 
 #: Relative to the repository root (main() changes into it).
@@ -86,20 +88,53 @@ def group_key(run: dict) -> str:
                                else f' @ {json.dumps(budget)}')
 
 
+#: Logged scalars kept per log step in a record's ``series``.
+SERIES_KEYS = ('em_reseeded', 'em_merged', 'em_merge_unresolved',
+               'em_effective_components', 'proto_unique@0.1',
+               'proto_measured_iter')
+
+
 def training_log(work_dir: str) -> dict:
     """From the training run's scalars.json (mmengine's log): the last
-    iteration and, per logged ``proto_unique@<eps>``
-    (``PrototypeMonitorHook``), its minimum over training as
-    ``monitor/min_unique@<eps>``."""
+    iteration; per logged ``proto_unique@<eps>`` (``PrototypeMonitorHook``)
+    its minimum over training as ``monitor/min_unique@<eps>``; the median
+    seconds per iteration (``train/s_per_iter``); and ``series``: the step
+    and :data:`SERIES_KEYS` of every logged record that has them."""
     records = training_records(work_dir)
     steps = max(r.get('step', 0) for r in records)
     minima: Dict[str, float] = {}
+    series: Dict[str, list] = {}
     for record in records:
         for key, value in record.items():
             if key.startswith('proto_unique@'):
                 name = 'monitor/min_unique@' + key.split('@', 1)[1]
                 minima[name] = min(value, minima.get(name, value))
-    return dict(steps=steps, monitor=minima)
+        kept = {k: record[k] for k in SERIES_KEYS if k in record}
+        if kept:
+            series.setdefault('step', []).append(record['step'])
+            for key in SERIES_KEYS:
+                series.setdefault(key, []).append(kept.get(key))
+    times = iteration_times(work_dir)
+    if times:
+        minima['train/s_per_iter'] = statistics.median(times)
+    return dict(steps=steps, monitor=minima, series=series)
+
+
+def provenance() -> dict:
+    """What produced a record: the commit of the code (``+dirty`` with
+    uncommitted changes; ``unknown`` outside a git checkout), the torch
+    version and the threads per run."""
+    import torch
+    git = ['git', '-C', REPO_ROOT]
+    commit = subprocess.run(git + ['rev-parse', '--short', 'HEAD'],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ['status', '--porcelain', '--',
+                                  'gmproto_mm', 'configs', 'tools'],
+                           capture_output=True, text=True).stdout.strip()
+    return dict(commit=(commit or 'unknown') + ('+dirty' if dirty else ''),
+                torch=torch.__version__,
+                threads=int(os.environ.get('OMP_NUM_THREADS',
+                                           torch.get_num_threads())))
 
 
 def run_dir(work_dir: str, task: dict) -> str:
@@ -335,7 +370,8 @@ def main() -> None:
         log = training_log(model_dir)
         mine.append(dict(task, work_dir=model_dir, steps=log['steps'],
                          train_s=round(out['train_s'], 1),
-                         metrics={**out['metrics'], **log['monitor']}))
+                         metrics={**out['metrics'], **log['monitor']},
+                         series=log['series'], **provenance()))
         write_merged(args.out, mine)
         print(f'seed_study: {label} done, knn/top1 '
               f'{out["metrics"]["knn/top1"]:.2f}, used '
