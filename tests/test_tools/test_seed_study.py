@@ -246,16 +246,19 @@ def test_training_log_keeps_the_em_series(tmp_path):
     lines = [dict(step=10, loss=1.0, time=0.5, em_reseeded=2.0,
                   em_merged=0.0, **{'proto_unique@0.1': 100.0}),
              dict(step=20, loss=0.9, time=0.7, em_reseeded=1.0,
-                  em_merged=3.0, **{'proto_unique@0.1': 99.0})]
+                  em_merged=3.0, diag_churn=0.25,
+                  **{'proto_unique@0.1': 99.0}),
+             dict(step=25, loss=0.8, time=0.9)]  # nothing kept
     (run / 'scalars.json').write_text(
         '\n'.join(json.dumps(line) for line in lines))
     log = study.training_log(str(tmp_path))
-    assert log['steps'] == 20
+    assert log['steps'] == 25
     assert log['monitor'] == {'monitor/min_unique@0.1': 99.0,
-                              'train/s_per_iter': 0.6}
+                              'train/s_per_iter': 0.7}
     assert log['series']['step'] == [10, 20]
     assert log['series']['em_merged'] == [0.0, 3.0]
-    assert log['series']['em_merge_unresolved'] == [None, None]
+    assert log['series']['diag_churn'] == [None, 0.25]  # first seen late
+    assert 'em_merge_unresolved' not in log['series']  # never logged
 
 
 def test_markdown_reads_the_repository_study(capsys, monkeypatch):

@@ -34,6 +34,7 @@ from typing import Dict, List, Optional
 from gmproto_mm.analysis.demo_protocol import (REPO_ROOT, iteration_times,
                                                train_and_evaluate,
                                                training_records)
+from gmproto_mm.analysis.diagnostics import diagnostics_config
 
 #: Relative to the repository root (main() changes into it).
 DEFAULT_OUT = 'work_dirs/seed_study/results.json'
@@ -65,6 +66,10 @@ def parse_args() -> argparse.Namespace:
                         "repository's study is docs/seed_study/results.json")
     parser.add_argument('--work-dir', default='work_dirs/seed_study',
                         help="the runs' work directories")
+    parser.add_argument('--diagnostics', action='store_true',
+                        help='also log TrainingDiagnosticsHook\'s measures '
+                        '(gmproto_mm.analysis.diagnostics) into each run\'s '
+                        'series; the training is the same')
     parser.add_argument('--markdown', action='store_true',
                         help='print the summary of --out as a markdown table '
                         'and exit (no training)')
@@ -99,7 +104,9 @@ def training_log(work_dir: str) -> dict:
     iteration; per logged ``proto_unique@<eps>`` (``PrototypeMonitorHook``)
     its minimum over training as ``monitor/min_unique@<eps>``; the median
     seconds per iteration (``train/s_per_iter``); and ``series``: the step
-    and :data:`SERIES_KEYS` of every logged record that has them."""
+    and :data:`SERIES_KEYS` and ``diag_*`` values
+    (``TrainingDiagnosticsHook``) of every logged record that has any,
+    None where a record lacks one."""
     records = training_records(work_dir)
     steps = max(r.get('step', 0) for r in records)
     minima: Dict[str, float] = {}
@@ -109,11 +116,14 @@ def training_log(work_dir: str) -> dict:
             if key.startswith('proto_unique@'):
                 name = 'monitor/min_unique@' + key.split('@', 1)[1]
                 minima[name] = min(value, minima.get(name, value))
-        kept = {k: record[k] for k in SERIES_KEYS if k in record}
-        if kept:
+        keys = [k for k in record
+                if k in SERIES_KEYS or k.startswith('diag_')]
+        if keys:
+            row = len(series.get('step', []))
             series.setdefault('step', []).append(record['step'])
-            for key in SERIES_KEYS:
-                series.setdefault(key, []).append(kept.get(key))
+            for key in sorted(set(keys) | set(series) - {'step'}):
+                column = series.setdefault(key, [None] * row)
+                column.append(record.get(key))
     times = iteration_times(work_dir)
     if times:
         minima['train/s_per_iter'] = statistics.median(times)
@@ -364,8 +374,14 @@ def main() -> None:
     for i, task in enumerate(todo, 1):
         model_dir = run_dir(args.work_dir, task)
         label = f'[{i}/{len(todo)}] {variant_key(task)} seed {task["seed"]}'
+        config = task['config']
+        if args.diagnostics:  # the same training, with the measuring hook
+            os.makedirs(model_dir, exist_ok=True)
+            config = osp.join(model_dir, 'diagnostics_config.py')
+            with open(config, 'w') as f:
+                f.write(diagnostics_config(task['config']))
         out = train_and_evaluate(
-            task['config'], model_dir, seed=task['seed'],
+            config, model_dir, seed=task['seed'],
             options=task['options'], label=label, **budget)
         log = training_log(model_dir)
         mine.append(dict(task, work_dir=model_dir, steps=log['steps'],
