@@ -237,3 +237,37 @@ def test_merge_is_deterministic_and_resumes_exactly() -> None:
 def test_bad_merge_within(value) -> None:
     with pytest.raises(ValueError, match='merge_within'):
         OnlineGaussianMixture(4, 3, merge_within=value)
+
+
+def greedy_reference(pairs: list, counts: list) -> tuple:
+    """Disjoint pairs, in order, skipping any that touches a taken one."""
+    taken, keep, drop = set(), [], []
+    for i, j in pairs:
+        if i in taken or j in taken:
+            continue
+        taken.update((i, j))
+        heavier_j = counts[j] > counts[i]
+        keep.append(j if heavier_j else i)
+        drop.append(i if heavier_j else j)
+    return keep, drop
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_disjoint_merges_equal_the_greedy_walk(seed) -> None:
+    """The rounds of pairs that come first at both ends pick exactly the
+    pairs a walk in order picks (chains, stars and repeated means), the
+    heavier end kept (the first on ties)."""
+    gen = torch.Generator().manual_seed(seed)
+    nodes = int(torch.randint(2, 30, (1, ), generator=gen))
+    pairs = torch.randint(nodes, (int(torch.randint(1, 60, (1, ),
+                                                    generator=gen)), 2),
+                          generator=gen)
+    pairs = torch.unique(torch.sort(pairs, dim=1).values, dim=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    if pairs.numel() == 0:
+        return
+    pairs = pairs[torch.randperm(pairs.shape[0], generator=gen)]
+    counts = torch.randint(1, 4, (nodes, ), generator=gen).float()
+    keep, drop = maintenance.disjoint_merges(pairs, counts)
+    assert (keep.tolist(), drop.tolist()) == greedy_reference(
+        pairs.tolist(), counts.tolist())
