@@ -10,20 +10,18 @@ import hashlib
 import json
 import os
 import os.path as osp
-import resource
-import time
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from mmengine.dist import get_dist_info
-from mmengine.hooks import Hook
 from mmengine.runner import set_random_seed
 from mmpretrain.registry import HOOKS
 from mmpretrain.utils import get_ori_model
 from PIL import Image
 
 from ..models.utils.em_bank import find_em_banks
+from .step_timer import StepTimer
 
 #: What :class:`RehearsalRecordHook` writes under the run's work dir.
 RECORD_DIR = 'rehearsal'
@@ -118,52 +116,21 @@ def em_state_record(model: torch.nn.Module) -> Dict[str, dict]:
 
 
 @HOOKS.register_module()
-class RehearsalRecordHook(Hook):
-    """On every rank: the synchronised wall time of every training
-    iteration, the peak memory (CUDA: peak allocated; CPU: the process's
-    peak resident set) and, at the end, :func:`em_state_record`, written
-    to ``<work_dir>/rehearsal/rank<r>.json``. It also seeds the random
+class RehearsalRecordHook(StepTimer):
+    """On every rank: :class:`StepTimer`'s iteration times and peak memory
+    and, at the end, :func:`em_state_record`, written to
+    ``<work_dir>/rehearsal/rank<r>.json``. It also seeds the random
     generators at the start of every epoch from the run's seed and the
     epoch, so that a resumed run draws the crops of the uninterrupted one
     (the data are loaded in the training process)."""
 
-    priority = 'LOWEST'  # after OnlineEMHook's update in each iteration
-
-    def __init__(self) -> None:
-        self.times: List[float] = []
-        self._start = 0.0
-
-    @staticmethod
-    def _sync() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    def before_train(self, runner) -> None:
-        self.times = []
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-
     def before_train_epoch(self, runner) -> None:
         set_random_seed(runner.seed + runner.epoch)
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._sync()
-        self._start = time.perf_counter()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        self._sync()
-        self.times.append(time.perf_counter() - self._start)
-
     def after_train(self, runner) -> None:
+        super().after_train(runner)
         rank, world_size = get_dist_info()
-        if torch.cuda.is_available():
-            peak_mb = torch.cuda.max_memory_allocated() / 2**20
-            memory = 'cuda_max_allocated'
-        else:  # kilobytes on Linux
-            peak_mb = resource.getrusage(
-                resource.RUSAGE_SELF).ru_maxrss / 1024
-            memory = 'process_peak_resident'
+        peak_mb, memory = self.peak_memory_mb()
         record = dict(rank=rank, world_size=world_size,
                       backend=(torch.distributed.get_backend()
                                if torch.distributed.is_initialized() else

@@ -162,6 +162,26 @@ def test_a_restart_takes_the_variance_of_the_components_in_use() -> None:
     torch.testing.assert_close(gmm.var[3], x.var(dim=0, correction=0))
 
 
+def one_covered_cluster(num_components: int, uncovered_rows: int,
+                        gen: torch.Generator):
+    """A mixture in D = 6 whose component 0 holds 30 rows on a cluster of
+    24 batch rows at e0 (variances 1e-3); a second cluster of
+    ``uncovered_rows`` rows at e1 has no component; the rest idle. Returns
+    ``(gmm, x, fit)``, ``fit`` what the E-step hands a restart."""
+    eye = torch.eye(6)
+    x = torch.cat([clustered(eye[:1], 24, 0.02, gen),
+                   clustered(eye[1:2], uncovered_rows, 0.02, gen)])
+    gmm = OnlineGaussianMixture(num_components, 6, init='uniform',
+                                beta_iters=0)
+    gmm.update(x)
+    gmm.mu[0] = eye[0]
+    gmm.var.fill_(1e-3)
+    gmm.acc_count.fill_(gmm.prior_count)
+    gmm.acc_count[0] = 30.0
+    gmm._renormalise_weights()
+    return gmm, x, row_fit_of(gmm, x)
+
+
 @pytest.mark.parametrize('chunk_rows', [1024, 7])
 def test_a_restart_on_data_takes_its_rows_at_once(monkeypatch,
                                                   chunk_rows) -> None:
@@ -177,17 +197,7 @@ def test_a_restart_on_data_takes_its_rows_at_once(monkeypatch,
     monkeypatch.setattr(online_em, '_features',
                         lambda x: blocks.append(x.shape[0]) or features(x))
     gen = torch.Generator().manual_seed(0)
-    eye = torch.eye(6)
-    x = torch.cat([clustered(eye[:1], 24, 0.02, gen),
-                   clustered(eye[1:2], 8, 0.02, gen)])
-    gmm = OnlineGaussianMixture(5, 6, init='uniform', beta_iters=0)
-    gmm.update(x)
-    gmm.mu[0] = eye[0]
-    gmm.var.fill_(1e-3)
-    gmm.acc_count.fill_(gmm.prior_count)
-    gmm.acc_count[0] = 30.0
-    gmm._renormalise_weights()
-    fit = row_fit_of(gmm, x)
+    gmm, x, fit = one_covered_cluster(5, 8, gen)
     before = {k: getattr(gmm, k).clone()
               for k in ('acc_count', 'acc_sum', 'acc_sq_sum')}
     start = x[24].clone()  # a row of the uncovered cluster
@@ -222,20 +232,10 @@ def test_restarted_components_share_each_row_with_the_others() -> None:
     would take almost every row: four rows of mass per row), and each
     takes ``r_nj = e_nj / (Z_n + sum_i e_ni)``."""
     gen = torch.Generator().manual_seed(0)
-    eye = torch.eye(6)
-    x = torch.cat([clustered(eye[:1], 24, 0.02, gen),
-                   clustered(eye[1:2], 16, 0.02, gen)])
-    gmm = OnlineGaussianMixture(8, 6, init='uniform', beta_iters=0)
-    gmm.update(x)
-    gmm.mu[0] = eye[0]
-    gmm.var.fill_(1e-3)
-    gmm.acc_count.fill_(gmm.prior_count)
-    gmm.acc_count[0] = 30.0
-    gmm._renormalise_weights()
-    fit = row_fit_of(gmm, x)
+    gmm, x, fit = one_covered_cluster(8, 16, gen)
     which = torch.tensor([2, 3, 5, 6])
     starts = torch.nn.functional.normalize(
-        eye[1] + 0.01 * torch.randn(4, 6, generator=gen), dim=1)
+        torch.eye(6)[1] + 0.01 * torch.randn(4, 6, generator=gen), dim=1)
     gmm._restart(which, starts, x, fit)
     taken = gmm.acc_count[which].double() - gmm.prior_count
     assert float(taken.sum()) <= 16.0 + 1e-4  # the 16 rows of the cluster

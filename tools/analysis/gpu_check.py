@@ -36,6 +36,7 @@ from mmpretrain.utils import get_ori_model
 import gmproto_mm  # noqa: F401  (registers components)
 from gmproto_mm.analysis.em_cost import (first_step_after_pooling,
                                          measure_em_ratio)
+from gmproto_mm.analysis.step_timer import StepTimer
 from gmproto_mm.apis import merge_train_args, parse_train_args
 from gmproto_mm.engine import CheckpointFitHook, prepare_cpu_distributed
 from gmproto_mm.engine.hooks import OnlineEMHook, find_em_banks
@@ -139,50 +140,13 @@ def build_cfg(args: argparse.Namespace, name: str, work_dir: str,
         type='CheckpointHook', by_epoch=False, interval=checkpoint_at,
         save_last=False, max_keep_ckpts=1)
     # the configs' own initialisation (uniform means: EM from the first
-    # step); PrototypeMonitorHook's O(K^2 D) measurement stays out of the
-    # timed iterations (benchmark_em.py --monitor times it on its own)
+    # step); PrototypeMonitorHook's tile per iteration while it measures
+    # stays out of the timed iterations (benchmark_em.py --monitor times it)
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
                         if h.get('type') != 'PrototypeMonitorHook']
     cfg.log_level = args.log_level
     cfg.experiment_name = f'{osp.basename(work_dir)}_{time.time_ns()}'
     return prepare_cpu_distributed(cfg)
-
-
-class StepTimer(Hook):
-    """Synchronised wall time of every train iteration (with the EM update
-    of ``OnlineEMHook``, NORMAL priority; before CheckpointHook) and the
-    run's peak CUDA memory."""
-
-    priority = 'LOW'
-
-    def __init__(self) -> None:
-        self.times: List[float] = []
-        self.peak_bytes: Optional[int] = None
-        self.start_bytes: Optional[int] = None
-        self._start = 0.0
-
-    @staticmethod
-    def _sync() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    def before_train(self, runner) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-            self.start_bytes = torch.cuda.memory_allocated()
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._sync()
-        self._start = time.perf_counter()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        self._sync()
-        self.times.append(time.perf_counter() - self._start)
-
-    def after_train(self, runner) -> None:
-        if torch.cuda.is_available():
-            self.peak_bytes = torch.cuda.max_memory_allocated()
 
 
 def train(cfg: Config, collect: Callable[[Runner, StepTimer], dict]) -> dict:
