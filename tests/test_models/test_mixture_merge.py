@@ -271,3 +271,38 @@ def test_disjoint_merges_equal_the_greedy_walk(seed) -> None:
     keep, drop = maintenance.disjoint_merges(pairs, counts)
     assert (keep.tolist(), drop.tolist()) == greedy_reference(
         pairs.tolist(), counts.tolist())
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_every_mean_merging_checked_ends_eps_apart(seed,
+                                                   monkeypatch) -> None:
+    """On a crowded bank (64 means near 3 directions), one merge_close
+    that reports nothing unresolved leaves the sweep block's means and
+    every mean it moved at least merge_within from all others, and the
+    rows' top-two pairs that far apart (brute force, float64)."""
+    monkeypatch.setattr(maintenance, 'MERGE_ROUNDS', 64)
+    gen = torch.Generator().manual_seed(seed)
+    K, D = 64, 8
+    gmm = OnlineGaussianMixture(K, D, init='uniform', merge_within=0.1,
+                                beta_iters=0, seed=seed)
+    directions = unit_rows(3, D, seed=seed + 100)
+    x = clustered(directions, 64, 0.05, gen)
+    gmm.update(x)
+    for k in range(K):
+        plant(gmm, k, clustered(directions[k % 3:k % 3 + 1], 1, 0.06,
+                                gen)[0], float(1 + k % 5))
+    gmm._m_step()
+    before = gmm.mu.clone()
+    fit = fit_of(gmm, x)
+    top2 = gmm.log_prob(x).topk(2, dim=1).indices
+    result = maintenance.merge_close(gmm, x, gen, fit, top2)
+    assert result.merged > 0
+    if result.unresolved:
+        return  # reported: no guarantee claimed
+    moved = ((gmm.mu - before).norm(dim=1) > 0).nonzero().squeeze(1)
+    sweep = maintenance.sweep_block(int(gmm.num_updates), K, x.shape[0])
+    checked = torch.cat([moved, sweep]).unique()
+    dist = torch.cdist(gmm.mu.double(), gmm.mu.double())
+    dist.fill_diagonal_(math.inf)
+    assert float(dist[checked].min()) >= 0.1  # against every other mean
+    assert float(dist[top2[:, 0], top2[:, 1]].min()) >= 0.1

@@ -280,9 +280,9 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
         ])
         gmm._restart(drop, normalise_or_random(restart, gen), x, fit)
         total += drop.numel()
-        merged = torch.cat([keep, drop])
-        left = pairs[~torch.isin(pairs, merged).any(dim=1)]
-        check = torch.cat([merged, left.flatten()]).unique()
+        # the merged means moved; the other ends of close pairs left
+        # unmerged may have lost their nearest: every end is checked again
+        check = pairs.flatten().unique()
         unchecked += max(0, check.numel() - limit)
         candidates = [nearest_pairs(mu, check[:limit], gmm.merge_gap)]
     raise AssertionError('unreachable')  # the last round returns
