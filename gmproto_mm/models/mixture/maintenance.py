@@ -70,6 +70,8 @@ SWEEP_DIVISOR = 16
 MERGE_ROUNDS = 8
 #: Rows of similarities computed at once: at most ``(_BLOCK, K)``.
 _BLOCK = 256  # 64 MB of fp32 similarities at K = 65,536
+#: Candidate pairs decided at once: two (_PAIRS, D) float64 blocks.
+_PAIRS = 8192  # 32 MB at D = 256
 
 
 def reseed_count(rate: float, rows: int) -> int:
@@ -355,17 +357,26 @@ def close_pairs(means: Tensor, candidates: Tensor,
                 within: float) -> Tensor:
     """The distinct candidate pairs whose float64 distance (of
     float64-normalised means, as the collapse metric) is below ``within``,
-    ``(P, 2)`` with ``i < j``, closest first. ``O(P D)``."""
+    ``(P, 2)`` with ``i < j``, closest first. ``O(P D)``, in blocks of
+    ``_PAIRS`` pairs."""
     if candidates.numel() == 0:
         return candidates.new_zeros((0, 2))
     pairs = torch.unique(torch.sort(candidates, dim=1).values, dim=0)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    a, b = (torch.nn.functional.normalize(means[pairs[:, c]].double(), dim=1)
-            for c in (0, 1))
-    dist = torch.linalg.vector_norm(a - b, dim=1)
+    dist = torch.cat([pair_distances(means, pairs[start:start + _PAIRS])
+                      for start in range(0, pairs.shape[0], _PAIRS)]) \
+        if pairs.numel() else means.new_zeros(0, dtype=torch.float64)
     close = dist < within
     order = torch.argsort(dist[close], stable=True)
     return pairs[close][order]
+
+
+def pair_distances(means: Tensor, pairs: Tensor) -> Tensor:
+    """``(P,)`` float64 distances of the float64-normalised means of each
+    pair ``(P, 2)`` (the collapse metric's decision). ``O(P D)``."""
+    a, b = (torch.nn.functional.normalize(means[pairs[:, c]].double(), dim=1)
+            for c in (0, 1))
+    return torch.linalg.vector_norm(a - b, dim=1)
 
 
 def disjoint_merges(pairs: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
