@@ -306,3 +306,41 @@ def test_every_mean_merging_checked_ends_eps_apart(seed,
     dist.fill_diagonal_(math.inf)
     assert float(dist[checked].min()) >= 0.1  # against every other mean
     assert float(dist[top2[:, 0], top2[:, 1]].min()) >= 0.1
+
+
+def test_a_mean_that_drifts_next_to_one_no_row_chooses_is_merged() -> None:
+    """Component A (broad, prior count) takes a cluster of rows and its
+    M-step moves it within 0.05 of B, a stale mean of huge variance that
+    no row ranks among its two most likely (their top two are A and C),
+    outside this update's sweep block: merging checks the means that moved
+    most in the M-step, so the pair merges in the same update (before, it
+    stayed until the sweep came by: K / ceil(N / 16) = 64 updates here)."""
+    D, K = 8, 64
+    gmm = OnlineGaussianMixture(K, D, init='uniform', beta_iters=0,
+                                merge_within=0.1, seed=5)
+    gmm.update(unit_rows(16, D, seed=1))  # initialise (update 0)
+    eye = torch.eye(D)
+    q = eye[0]
+    near_q = at_distance(q, eye[1], 0.04)
+    a, b, c = 5, 9, 20
+
+    def set_component(k, mu, count, var):
+        gmm.mu[k] = mu
+        gmm.acc_count[k] = count
+        gmm.acc_sum[k] = mu * count
+        gmm.acc_sq_sum[k] = (mu * mu + var) * count
+
+    set_component(a, at_distance(q, eye[2], 0.3), 1.0, 0.02)
+    set_component(b, near_q, 100.0, 10.0)
+    set_component(c, at_distance(q, eye[3], 0.2), 10.0, 1e-3)
+    gmm._m_step()
+    x = torch.nn.functional.normalize(
+        q + 1e-3 * torch.randn(16, D, generator=torch.Generator()
+                               .manual_seed(0)), dim=1)
+    top2 = gmm.log_prob(x).topk(2, dim=1).indices
+    assert set(top2.flatten().tolist()) == {a, c}  # B is nobody's choice
+    sweep = maintenance.sweep_block(int(gmm.num_updates), K, 16).tolist()
+    assert a not in sweep and b not in sweep
+    out = gmm.update(x)
+    assert out['merged'] >= 1
+    assert min_distance(gmm.means) >= 0.1

@@ -26,24 +26,30 @@ tensor); the E-step itself is ``O(N K D)``:
   ``R = ceil(reseed_rate * N)`` moves, plus ``O(R^2 D)`` for the picks;
 * stale decay: ``O(K)`` (it scales the statistics the forgetting step
   scales anyway);
-* merging: at most ``C = N + ceil(N / 16) + R`` candidate pairs per round,
-  decided in float64 (``O(C D)``). Round 1: the E-step's two most likely
-  components per row (a top-2 over the rows it already computes) and each
-  mean of the sweep block (``ceil(N / 16)`` means) and of the ``R``
-  re-seeded ones with its nearest other mean (``O(N K D / 16)``). Each of
-  at most :data:`MERGE_ROUNDS` more rounds: at most ``C`` means that moved
-  or sit in a close pair left unmerged, against all ``K`` (``O(N K D)`` at
-  worst), and the restarts of the merged ones (``O(N K D)`` at worst:
-  :func:`pick_far_rows` and the restarted components' share of the batch).
-  The bound holds in every geometry, a bank collapsed onto a few directions
-  included; a normal update merges little and stops after round 1.
+* merging: at most ``C = N + ceil(N / 16) + ceil(N / 8) + R`` candidate
+  pairs per round, decided in float64 (``O(C D)``). Round 1: the E-step's
+  two most likely components per row (a top-2 over the rows it already
+  computes) and, each with its nearest other mean (``O(N K D / 16 + N K D
+  / 8)``), each mean of the sweep block (``ceil(N / 16)`` means), of the
+  ``ceil(N / 8)`` that moved most in the M-step (``O(K D)`` to rank them)
+  and of the ``R`` re-seeded ones. Each of at most :data:`MERGE_ROUNDS`
+  more rounds: at most ``C`` means that moved or sit in a close pair left
+  unmerged, against all ``K`` (``O(N K D)`` at worst), and the restarts of
+  the merged ones (``O(N K D)`` at worst: :func:`pick_far_rows` and the
+  restarted components' share of the batch). The bound holds in every
+  geometry, a bank collapsed onto a few directions included; a normal
+  update merges little and stops after round 1.
 
 "No two means within ``merge_within``" holds after every update for the
 pairs the update looks at: any pair that is some batch row's two most likely
 components, any pair with a mean moved by a merge, re-seed or restart in the
-update, and every pair with a mean of the sweep's block -- unless the
-update ran out of rounds, which it reports (``merge_unresolved``: the close
-pairs its last check still found). The sweep visits every mean once every
+update or among the ``ceil(N / 8)`` that moved most in its M-step, and
+every pair with a mean of the sweep's block -- unless the update ran out of
+rounds, which it reports (``merge_unresolved``: the close pairs its last
+check still found). The movers matter where K is large against the rows
+seen: a mean that drifts within ``merge_within`` of a mean no data visits
+any more is no row's second choice (measured at K = 65,536 with 128 rows
+per update: such pairs stayed for hundreds of updates before). The sweep visits every mean once every
 ``ceil(K / ceil(N / 16))`` updates, so a pair that drifts within
 ``merge_within`` without being any row's top two -- means no data chooses
 between -- is merged within that many updates.
@@ -66,6 +72,9 @@ CANDIDATES_PER_PICK = 4
 #: Means compared with all ``K`` per update, as a fraction of the batch
 #: rows (the sweep block is ``ceil(N / SWEEP_DIVISOR)`` means).
 SWEEP_DIVISOR = 16
+#: Means that moved most in an update's M-step and that merging checks,
+#: as a fraction of the batch rows (``ceil(N / MOVER_DIVISOR)`` means).
+MOVER_DIVISOR = 8
 #: Merge passes per update (each merges disjoint pairs).
 MERGE_ROUNDS = 8
 #: Rows of similarities computed at once: at most ``(_BLOCK, K)``.
@@ -220,12 +229,14 @@ class MergeResult(NamedTuple):
 
 def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
                 top2: Optional[Tensor],
-                moved: Optional[Tensor] = None) -> MergeResult:
+                moved: Optional[Tensor] = None,
+                shift: Optional[Tensor] = None) -> MergeResult:
     """Merge means closer than ``merge_within``; restart the freed ones.
 
     Round 1 checks the rows' two most likely components (``top2``, from
-    the E-step), and each mean of this update's sweep block and of
-    ``moved`` (this update's re-seeds) against its nearest other mean
+    the E-step), and each mean of this update's sweep block, of ``moved``
+    (this update's re-seeds) and of the ``ceil(N / 8)`` means that moved
+    most in its M-step (by ``shift``) against its nearest other mean
     (:func:`nearest_pairs`); pairs are decided on float64 distances (as
     the collapse metric). The greedy disjoint set of close pairs, closest
     first (:func:`disjoint_merges`), merges: the lighter component's
@@ -242,7 +253,7 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
     Cost per round, whatever the geometry (a bank collapsed onto a few
     directions included): at most ``C`` candidate pairs (``O(C D)``
     float64), ``O(C K D)`` for the nearest means of those checked, and the
-    restarts (see the module docstring).
+    restarts (see the module docstring); ``O(K)`` to pick the movers.
 
     Args:
         gmm (OnlineGaussianMixture): The mixture (changed in place).
@@ -251,15 +262,20 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
         fit (_RowFit): The E-step's per-row maximum and normaliser.
         top2 (Tensor, optional): ``(N, 2)`` component indices per row.
         moved (Tensor, optional): Components re-seeded in this update.
+        shift (Tensor, optional): ``(K,)`` how far each mean moved in the
+            M-step (``1 - cos``; 0 where it did not).
 
     Returns:
         MergeResult: Components merged away, close pairs left.
     """
     mu = gmm.mu
-    check = sweep_block(int(gmm.num_updates), mu.shape[0],
-                        x.shape[0]).to(mu.device)
+    check = [sweep_block(int(gmm.num_updates), mu.shape[0],
+                         x.shape[0]).to(mu.device)]
     if moved is not None and moved.numel():
-        check = torch.cat([check, moved])
+        check.append(moved)
+    if shift is not None:
+        check.append(movers(shift, -(-x.shape[0] // MOVER_DIVISOR)))
+    check = torch.cat(check).unique()
     candidates = [nearest_pairs(mu, check, gmm.merge_gap)]
     if top2 is not None and top2.shape[1] == 2:
         candidates.append(top2)
@@ -288,6 +304,13 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
         unchecked += max(0, check.numel() - limit)
         candidates = [nearest_pairs(mu, check[:limit], gmm.merge_gap)]
     raise AssertionError('unreachable')  # the last round returns
+
+
+def movers(shift: Tensor, count: int) -> Tensor:
+    """Indices of the (at most) ``count`` means that moved most, by
+    ``shift`` ``(K,)``; none that did not move. ``O(K)``."""
+    top = torch.topk(shift, min(count, shift.numel()))
+    return top.indices[top.values > 0]
 
 
 def sweep_block(update: int, num_components: int, rows: int) -> Tensor:

@@ -397,10 +397,11 @@ class OnlineGaussianMixture(nn.Module):
             stats, top2, fit, summary = self._e_step(
                 x, beta, pairs=bool(self.merge_within))
             self._accumulate(stats, rows=x.shape[0])
-            self._m_step()
+            shift = self._m_step()
             moved = maintenance.reseed_idle(self, x, gen, fit) \
                 if gen is not None else x.new_zeros(0, dtype=torch.long)
-            merged = maintenance.merge_close(self, x, gen, fit, top2, moved) \
+            merged = maintenance.merge_close(self, x, gen, fit, top2, moved,
+                                             shift) \
                 if self.merge_within else None
             self.num_updates += 1
             entropy = torch.special.entr(self.pi).sum()
@@ -743,10 +744,12 @@ class OnlineGaussianMixture(nn.Module):
         torch.addcmul(batch_sum, self.acc_sum, rho, out=self.acc_sum)
         torch.addcmul(batch_sq, self.acc_sq_sum, rho, out=self.acc_sq_sum)
 
-    def _m_step(self) -> None:
+    def _m_step(self) -> Optional[Tensor]:
         """Weights, variances and unit-norm means from the statistics.
         ``O(K D)``; the E-step weights' scratch holds the unnormalised
-        means."""
+        means. With merging on, returns how far each mean moved, ``1 -
+        cos(old, new)`` ``(K,)`` (what merging ranks the means it checks
+        by); else None."""
         K, D = self.num_components, self.dim
         count = self.acc_count
         torch.div(count, count.sum(), out=self.pi)
@@ -755,7 +758,8 @@ class OnlineGaussianMixture(nn.Module):
         torch.div(self.acc_sum, safe_count, out=mean)
         torch.div(self.acc_sq_sum, safe_count, out=self.var)
         self.var.addcmul_(mean, mean, value=-1.0).clamp_(min=self.min_var)
-        self._set_means(mean, slice(None))
+        return self._set_means(mean, slice(None),
+                               shift=bool(self.merge_within))
 
     def _m_step_rows(self, which: Tensor) -> None:
         """Means and variances of components ``which`` from their
@@ -767,15 +771,21 @@ class OnlineGaussianMixture(nn.Module):
         self.var[which] = var.clamp_(min=self.min_var)
         self._set_means(mean, which)
 
-    def _set_means(self, mean: Tensor, which) -> None:
+    def _set_means(self, mean: Tensor, which,
+                   shift: bool = False) -> Optional[Tensor]:
         """``mu[which] = mean / ||mean||``; rows of (near) zero or NaN norm
-        keep their old mean."""
+        keep their old mean. With ``shift``, returns ``1 - cos(old, new)``
+        per row (no ``(K, D)`` temporary)."""
         norm = torch.linalg.vector_norm(mean, dim=1, keepdim=True)
         if not bool((norm > _TINY).all()):
             rows = ~(norm > _TINY).squeeze(1)  # also catches NaN
             mean[rows] = self.mu[which][rows]
             norm[rows] = 1.0
-        self.mu[which] = mean.div_(norm)
+        mean.div_(norm)
+        moved = 1.0 - torch.einsum('kd,kd->k', mean, self.mu[which]) \
+            if shift else None
+        self.mu[which] = mean
+        return moved
 
     def _renormalise_weights(self) -> None:
         """``pi = acc_count / sum(acc_count)``. ``O(K)``."""
