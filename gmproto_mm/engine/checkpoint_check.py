@@ -38,7 +38,14 @@ def checkpoint_mismatches(model: nn.Module,
     state = {re.sub(r'^module\.', '', key): value
              for key, value in state_dict.items()}
     expected = model.state_dict()
-    missing = [key for key in expected if key not in state]
+    optional = {  # state a module fills when an older checkpoint lacks it
+        f'{name}.{key}'.lstrip('.')
+        for name, module in model.named_modules()
+        for key in getattr(module, 'optional_state_keys', ())
+    }
+    missing = [
+        key for key in expected if key not in state and key not in optional
+    ]
     unexpected = [key for key in state if key not in expected]
     shapes = [
         f'{key}: checkpoint {tuple(value.shape)}, model '

@@ -154,6 +154,9 @@ def test_a_pair_no_row_chooses_between_is_merged_by_the_sweep(
     plant(gmm, 40, base, 1.0)
     plant(gmm, 41, at_distance(base, torch.eye(8)[1], dist), 1.0)
     assert (distance64(gmm.mu[40], gmm.mu[41]) < 0.1) == merges
+    # as if every mean had been checked with room to spare (the pair was
+    # put there by hand): no mean is overdrawn, only the sweep finds it
+    gmm.merge_slack.fill_(1.0)
     merged_at = None
     for _ in range(40):
         t = int(gmm.num_updates)
@@ -344,3 +347,102 @@ def test_a_mean_that_drifts_next_to_one_no_row_chooses_is_merged() -> None:
     out = gmm.update(x)
     assert out['merged'] >= 1
     assert min_distance(gmm.means) >= 0.1
+
+
+def slack_violations(gmm: OnlineGaussianMixture) -> int:
+    """Pairs of means with slack left (``>= 0``) that sit closer than
+    ``merge_within + s_i + s_j`` (brute force, float64; 1e-6 for fp32)."""
+    mu = torch.nn.functional.normalize(gmm.mu.double(), dim=1)
+    dist = torch.cdist(mu, mu)
+    dist.fill_diagonal_(math.inf)
+    slack = gmm.merge_slack.double()
+    room = gmm.merge_within + slack.unsqueeze(1) + slack.unsqueeze(0)
+    kept = (slack >= 0).unsqueeze(1) & (slack >= 0).unsqueeze(0)
+    return int((kept & (dist < room - 1e-6)).sum())
+
+
+def test_means_with_slack_left_keep_their_room_over_updates() -> None:
+    """Over 40 updates with every option on (re-seeds, merges, stale
+    decay), every two means with slack left sit at least ``merge_within +
+    s_i + s_j`` apart after each update: the M-step's moves are taken from
+    the slack and a check gives each mean only the room it has."""
+    gen = torch.Generator().manual_seed(0)
+    K, D = 64, 8
+    gmm = OnlineGaussianMixture(K, D, init='uniform', beta_iters=0,
+                                merge_within=0.1, reseed_rate=1 / 8,
+                                stale_decay=0.04, seed=1)
+    directions = unit_rows(4, D, seed=7)
+    checked = 0
+    for _ in range(40):
+        gmm.update(clustered(directions, 32, 0.1, gen))
+        assert slack_violations(gmm) == 0
+        checked += int((gmm.merge_slack > 0).sum())
+    assert checked > 40  # the slack is in use, not all overdrawn
+
+
+def test_a_pair_drifting_slowly_together_is_merged_when_it_crosses() -> None:
+    """Means A and B, 0.16 apart and no row's choice, drift 0.006 each
+    towards each other per update while three far means move 0.01 per
+    update (more than A and B: the most moved means are not the ones to
+    check); the M-steps use up A's and B's slack, so they are checked and
+    merge in the update that brings them within 0.1 -- long before the
+    sweep reaches them (256 updates)."""
+    K, D, N = 256, 32, 16
+    eye = torch.eye(D)
+    gmm = OnlineGaussianMixture(K, D, init='uniform', beta_iters=0,
+                                merge_within=0.1, seed=3)
+    gmm.update(clustered(eye[:1], N, 1e-3, torch.Generator().manual_seed(0)))
+    a, b, busy = 200, 201, (150, 160, 170)
+    c = int(gmm.acc_count.argmax())  # took the rows: all of them from now
+    plant(gmm, c, gmm.mu[c].clone(), 1e6)
+    x = gmm.mu[c].expand(N, D) + 1e-4 * torch.randn(
+        N, D, generator=torch.Generator().manual_seed(1))
+    start_a = torch.nn.functional.normalize(eye[1] + eye[2], dim=0)
+    towards = torch.nn.functional.normalize(eye[3] - eye[4], dim=0)
+    start_b = at_distance(start_a, towards, 0.16)
+    plant(gmm, a, start_a, 1.0)
+    plant(gmm, b, start_b, 1.0)
+    start = {k: gmm.mu[k].clone() for k in busy}
+    assert min_distance(gmm.mu) > 0.15
+    maintenance.nearest_pairs(gmm.mu, torch.arange(K), gmm.merge_gap,
+                              gmm.merge_slack)  # every mean checked
+    assert all(float(gmm.merge_slack[k]) > 0.1 for k in busy)
+
+    def aim(k, target):  # statistics whose M-step puts mean k at target
+        gmm.acc_sum[k] = target * gmm.acc_count[k]
+        gmm.acc_sq_sum[k] = (target * target + 0.01) * gmm.acc_count[k]
+
+    for step in range(1, 11):
+        assert not {a, b} & set(maintenance.sweep_block(
+            int(gmm.num_updates), K, N).tolist())
+        aim(a, at_distance(start_a, towards, 0.006 * step))
+        aim(b, at_distance(start_a, towards, 0.16 - 0.006 * step))
+        for k in busy:
+            side = torch.nn.functional.normalize(
+                eye[5] - (eye[5] @ start[k]) * start[k], dim=0)
+            aim(k, at_distance(start[k], side, 0.01 * step))
+        out = gmm.update(x)
+        assert min_distance(gmm.mu) >= 0.1, step
+        if out['merged']:
+            assert 0.16 - 0.012 * step < 0.1  # merged once within eps
+            return
+    raise AssertionError('A and B were never merged')
+
+
+def test_a_checkpoint_without_merge_slack_loads_with_no_mean_checked() -> None:
+    """State saved before the slack existed (0.3.0) loads strictly, the
+    slack at 0, and the checkpoint check does not call it a misfit."""
+    from gmproto_mm.engine.checkpoint_check import checkpoint_mismatches
+    gmm = planted_pair()
+    gmm.update(unit_rows(32, 16, seed=1))
+    state = gmm.state_dict()
+    del state['merge_slack']
+    fresh = OnlineGaussianMixture(8, 16, init='uniform', beta_iters=0,
+                                  merge_within=0.1, seed=2)
+    fresh.merge_slack.fill_(0.5)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.mu, gmm.mu)
+    assert not fresh.merge_slack.any()
+    assert checkpoint_mismatches(fresh, state) == []
+    del state['mu']
+    assert checkpoint_mismatches(fresh, state)  # a real gap still counts

@@ -107,7 +107,7 @@ def test_merging_in_a_crowded_bank_checks_a_bounded_number_of_pairs(
     sizes.clear()
     out = gmm.update(near_directions(directions, N, 0.02, gen))
     limit = N + math.ceil(N / maintenance.SWEEP_DIVISOR) + \
-        math.ceil(N / maintenance.MOVER_DIVISOR) + math.ceil(N / 32)
+        math.ceil(N / maintenance.OVERDRAWN_DIVISOR) + math.ceil(N / 32)
     assert len(sizes) == maintenance.MERGE_ROUNDS + 1
     assert max(sizes) <= limit, (sizes, limit)
     assert out['merged'] > 0 and out['merge_unresolved'] > 0

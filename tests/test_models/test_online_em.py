@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from gmproto_mm.models.mixture.online_em import OnlineGaussianMixture
 
 STATE_KEYS = ('pi', 'mu', 'var', 'acc_count', 'acc_sum', 'acc_sq_sum',
-              'num_updates', 'initialized')
+              'num_updates', 'initialized', 'merge_slack')
 FLOAT_KEYS = STATE_KEYS[:6]
 
 

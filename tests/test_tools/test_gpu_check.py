@@ -95,7 +95,7 @@ def test_resume_reproduces_the_next_em_step_bit_for_bit(report):
     assert resume['checkpoint'].endswith('iter_6.pth')
     keys = {f'head.em_bank.gmm.{k}' for k in
             ('mu', 'var', 'pi', 'acc_count', 'acc_sum', 'acc_sq_sum',
-             'num_updates', 'initialized')}
+             'num_updates', 'initialized', 'merge_slack')}
     assert set(resume['compared_keys']) == keys
     # the step compared is a real EM step: exactly one update, which moved
     # every statistic away from the checkpoint's ...

@@ -31,28 +31,37 @@ tensor); the E-step itself is ``O(N K D)``:
   two most likely components per row (a top-2 over the rows it already
   computes) and, each with its nearest other mean (``O(N K D / 16 + N K D
   / 8)``), each mean of the sweep block (``ceil(N / 16)`` means), of the
-  ``ceil(N / 8)`` that moved most in the M-step (``O(K D)`` to rank them)
-  and of the ``R`` re-seeded ones. Each of at most :data:`MERGE_ROUNDS`
-  more rounds: at most ``C`` means that moved or sit in a close pair left
-  unmerged, against all ``K`` (``O(N K D)`` at worst), and the restarts of
-  the merged ones (``O(N K D)`` at worst: :func:`pick_far_rows` and the
-  restarted components' share of the batch). The bound holds in every
-  geometry, a bank collapsed onto a few directions included; a normal
-  update merges little and stops after round 1.
+  ``ceil(N / 8)`` most overdrawn ones (below) and of the ``R`` re-seeded
+  ones; ``O(K D)`` for how far each mean moved. Each of at most
+  :data:`MERGE_ROUNDS` more rounds: at most ``C`` means that moved or sit
+  in a close pair left unmerged, against all ``K`` (``O(N K D)`` at worst),
+  and the restarts of the merged ones (``O(N K D)`` at worst:
+  :func:`pick_far_rows` and the restarted components' share of the batch).
+  The bound holds in every geometry, a bank collapsed onto a few
+  directions included; a normal update merges little and stops after
+  round 1.
 
-"No two means within ``merge_within``" holds after every update for the
-pairs the update looks at: any pair that is some batch row's two most likely
-components, any pair with a mean moved by a merge, re-seed or restart in the
-update or among the ``ceil(N / 8)`` that moved most in its M-step, and
-every pair with a mean of the sweep's block -- unless the update ran out of
-rounds, which it reports (``merge_unresolved``: the close pairs its last
-check still found). The movers matter where K is large against the rows
-seen: a mean that drifts within ``merge_within`` of a mean no data visits
-any more is no row's second choice (measured at K = 65,536 with 128 rows
-per update: such pairs stayed for hundreds of updates before). The sweep visits every mean once every
-``ceil(K / ceil(N / 16))`` updates, so a pair that drifts within
-``merge_within`` without being any row's top two -- means no data chooses
-between -- is merged within that many updates.
+"No two means within ``merge_within``" is kept by a slack per mean
+(``merge_slack``, a distance): a mean compared with all others gets the
+room it has left, so that every two checked means ``a, b`` sit at least
+``merge_within + s_a + s_b`` apart (a mean split the room with the means
+checked beside it, and leaves the others theirs); each M-step takes from
+it the distance the mean moved, so by the triangle inequality no pair of
+means with slack left can have come within ``merge_within``. A mean whose
+slack ran out (``s < 0``: it moved more than its room, was moved by a merge
+or restart, or was never checked) is overdrawn; each update checks the
+``ceil(N / 8)`` most overdrawn, besides the rows' top-two pairs, the
+re-seeded means and the sweep's block, which visits every mean once every
+``ceil(K / ceil(N / 16))`` updates (the fallback while more means are
+overdrawn than an update checks, e.g. early in training at large K). The
+slack is what makes the rule hold where K is large against the rows seen:
+means no data visits drift slowly (they take the annealed E-step's tiny
+responsibilities) and are no row's second choice; before it, a pair of
+them stayed within 0.1 for hundreds of updates at K = 65,536 with 128
+rows per update. An update that runs out of rounds reports the close
+pairs its last check still found (``merge_unresolved``). Distances are
+fp32 with the rounding margin of the collapse metric taken off, so the
+slack errs on the safe side.
 """
 import math
 from typing import NamedTuple, Optional, Tuple
@@ -72,9 +81,11 @@ CANDIDATES_PER_PICK = 4
 #: Means compared with all ``K`` per update, as a fraction of the batch
 #: rows (the sweep block is ``ceil(N / SWEEP_DIVISOR)`` means).
 SWEEP_DIVISOR = 16
-#: Means that moved most in an update's M-step and that merging checks,
-#: as a fraction of the batch rows (``ceil(N / MOVER_DIVISOR)`` means).
-MOVER_DIVISOR = 8
+#: Overdrawn means (moved more than their slack) that merging checks per
+#: update, as a fraction of the batch rows (``ceil(N / OVERDRAWN_DIVISOR)``).
+OVERDRAWN_DIVISOR = 8
+#: Slack of a mean moved by a merge or a restart: checked first.
+MOVED = -2.0
 #: Merge passes per update (each merges disjoint pairs).
 MERGE_ROUNDS = 8
 #: Rows of similarities computed at once: at most ``(_BLOCK, K)``.
@@ -233,27 +244,31 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
                 shift: Optional[Tensor] = None) -> MergeResult:
     """Merge means closer than ``merge_within``; restart the freed ones.
 
-    Round 1 checks the rows' two most likely components (``top2``, from
-    the E-step), and each mean of this update's sweep block, of ``moved``
-    (this update's re-seeds) and of the ``ceil(N / 8)`` means that moved
-    most in its M-step (by ``shift``) against its nearest other mean
-    (:func:`nearest_pairs`); pairs are decided on float64 distances (as
+    First takes from each mean's slack (``gmm.merge_slack``) the distance
+    it moved in the M-step (``shift``). Round 1 checks the rows' two most
+    likely components (``top2``, from the E-step), and each mean of this
+    update's sweep block, of ``moved`` (this update's re-seeds) and of the
+    ``ceil(N / 8)`` most overdrawn means (:func:`overdrawn`) against its
+    nearest other mean (:func:`nearest_pairs`, which also gives each mean
+    it checks its new slack); pairs are decided on float64 distances (as
     the collapse metric). The greedy disjoint set of close pairs, closest
     first (:func:`disjoint_merges`), merges: the lighter component's
     statistics are added to the heavier one's (moment matching, the merge
     move of split-and-merge EM), and the freed component restarts on a
     batch row at least ``merge_within`` from every mean in use
-    (:func:`pick_far_rows`; a random direction if none is left). Each next
-    round checks the means that moved and the ends of the close pairs left
-    unmerged -- at most ``C = |sweep| + |moved| + N`` of them, the lowest
-    indices first -- for at most :data:`MERGE_ROUNDS` rounds; what is left
-    is returned as ``unresolved`` (the update logs it; the sweep and later
-    updates find those pairs again).
+    (:func:`pick_far_rows`; a random direction if none is left); both are
+    overdrawn (:data:`MOVED`) until checked. Each next round checks the
+    means that moved and the ends of the close pairs left unmerged -- at
+    most ``C = |round 1's means| + N`` of them, the lowest indices first --
+    for at most :data:`MERGE_ROUNDS` rounds; what is left is returned as
+    ``unresolved`` (the update logs it; those means stay overdrawn, so the
+    next updates check them first).
 
     Cost per round, whatever the geometry (a bank collapsed onto a few
     directions included): at most ``C`` candidate pairs (``O(C D)``
-    float64), ``O(C K D)`` for the nearest means of those checked, and the
-    restarts (see the module docstring); ``O(K)`` to pick the movers.
+    float64), ``O(C K D)`` for the nearest means and slack of those
+    checked, and the restarts (see the module docstring); ``O(K)`` to pick
+    the overdrawn means.
 
     Args:
         gmm (OnlineGaussianMixture): The mixture (changed in place).
@@ -263,20 +278,23 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
         top2 (Tensor, optional): ``(N, 2)`` component indices per row.
         moved (Tensor, optional): Components re-seeded in this update.
         shift (Tensor, optional): ``(K,)`` how far each mean moved in the
-            M-step (``1 - cos``; 0 where it did not).
+            M-step (Euclidean distance of the unit-norm means).
 
     Returns:
         MergeResult: Components merged away, close pairs left.
     """
-    mu = gmm.mu
-    check = [sweep_block(int(gmm.num_updates), mu.shape[0],
-                         x.shape[0]).to(mu.device)]
+    mu, slack = gmm.mu, gmm.merge_slack
+    if shift is not None:
+        slack.sub_(shift)
+    check = [
+        sweep_block(int(gmm.num_updates), mu.shape[0],
+                    x.shape[0]).to(mu.device),
+        overdrawn(slack, -(-x.shape[0] // OVERDRAWN_DIVISOR))
+    ]
     if moved is not None and moved.numel():
         check.append(moved)
-    if shift is not None:
-        check.append(movers(shift, -(-x.shape[0] // MOVER_DIVISOR)))
     check = torch.cat(check).unique()
-    candidates = [nearest_pairs(mu, check, gmm.merge_gap)]
+    candidates = [nearest_pairs(mu, check, gmm.merge_gap, slack)]
     if top2 is not None and top2.shape[1] == 2:
         candidates.append(top2)
     limit = check.numel() + x.shape[0]  # means checked per round
@@ -297,19 +315,20 @@ def merge_close(gmm, x: Tensor, gen: torch.Generator, fit,
                         device=x.device)
         ])
         gmm._restart(drop, normalise_or_random(restart, gen), x, fit)
+        slack[keep], slack[drop] = MOVED, MOVED
         total += drop.numel()
         # the merged means moved; the other ends of close pairs left
         # unmerged may have lost their nearest: every end is checked again
         check = pairs.flatten().unique()
         unchecked += max(0, check.numel() - limit)
-        candidates = [nearest_pairs(mu, check[:limit], gmm.merge_gap)]
+        candidates = [nearest_pairs(mu, check[:limit], gmm.merge_gap, slack)]
     raise AssertionError('unreachable')  # the last round returns
 
 
-def movers(shift: Tensor, count: int) -> Tensor:
-    """Indices of the (at most) ``count`` means that moved most, by
-    ``shift`` ``(K,)``; none that did not move. ``O(K)``."""
-    top = torch.topk(shift, min(count, shift.numel()))
+def overdrawn(slack: Tensor, count: int) -> Tensor:
+    """Indices of the (at most) ``count`` means whose slack ``(K,)`` is
+    lowest, among those below 0 (moved more than their room). ``O(K)``."""
+    top = torch.topk(slack.neg(), min(count, slack.numel()))
     return top.indices[top.values > 0]
 
 
@@ -323,7 +342,8 @@ def sweep_block(update: int, num_components: int, rows: int) -> Tensor:
     return torch.arange(start, min(start + size, num_components))
 
 
-def nearest_pairs(means: Tensor, which: Tensor, gap: float) -> Tensor:
+def nearest_pairs(means: Tensor, which: Tensor, gap: float,
+                  slack: Optional[Tensor] = None) -> Tensor:
     """Each mean of ``which`` with its nearest other mean, where the two
     may lie within ``1 - cos <= gap``: candidate pairs ``(P, 2)``, ``P <=
     |which|``, one per mean, so the count is bounded whatever the
@@ -332,14 +352,19 @@ def nearest_pairs(means: Tensor, which: Tensor, gap: float) -> Tensor:
     of the cut gets its float64-nearest partner instead, so that "no
     candidate pair is close" (decided by :func:`close_pairs`) means
     exactly "every mean of ``which`` is farther than ``merge_within`` from
-    all others". ``O(|which| K D)``."""
+    all others". With ``slack`` (``(K,)``, changed in place), each mean of
+    ``which`` gets its new slack from the same similarities
+    (:func:`_room_left`). ``O(|which| K D)``."""
     which = which.to(means.device)
     num = means.shape[0]
     if num < 2 or which.numel() == 0:
         return which.new_zeros((0, 2))
     margin = cosine_margin(means.shape[1], means.dtype)
     cut = 1.0 - gap
-    best, partner = [], []
+    if slack is not None:
+        others = slack.clamp(min=0.0)
+        others[which] = -math.inf  # checked together: see _room_left
+    best, partner, room = [], [], []
     for start in range(0, which.numel(), _BLOCK):
         rows = which[start:start + _BLOCK]
         sim = means[rows] @ means.T
@@ -347,12 +372,32 @@ def nearest_pairs(means: Tensor, which: Tensor, gap: float) -> Tensor:
         value, index = sim.max(dim=1)
         best.append(value)
         partner.append(index)
+        if slack is not None:
+            room.append(_room_left(sim, which, others, math.sqrt(2.0 * gap),
+                                   margin))
     best, partner = torch.cat(best), torch.cat(partner)
+    if slack is not None:
+        slack[which] = torch.cat(room)
     band = (best > cut - margin) & (best <= cut + margin)
     if bool(band.any()):
         partner[band] = _nearest64(means, which[band])
     near = best > cut - margin
     return torch.stack([which[near], partner[near]], dim=1)
+
+
+def _room_left(sim: Tensor, which: Tensor, others: Tensor, within: float,
+               margin: float) -> Tensor:
+    """Slack ``(R,)`` of ``R`` means checked together (``which``) from their
+    cosines ``sim`` ``(R, K)`` to all means (overwritten; the own column at
+    -3): ``s_i = min(min_{j in which} (d_ij - within) / 2, min_{j not in
+    which} (d_ij - within - others_j))`` with ``others`` the others' slack
+    (0 where overdrawn, ``-inf`` on ``which``), so that ``d_ij >= within +
+    s_i + s_j`` for every pair. ``d`` is a lower bound: the fp32 cosine
+    rounding ``margin`` is added first. ``O(R K)``."""
+    excess = sim.add_(margin).clamp_(max=1.0).mul_(-2.0).add_(2.0).sqrt_()
+    excess.sub_(within)
+    together = excess[:, which].mul_(0.5).amin(dim=1)
+    return torch.minimum(excess.sub_(others).amin(dim=1), together)
 
 
 def _nearest64(means: Tensor, which: Tensor) -> Tensor:

@@ -153,8 +153,10 @@ class OnlineGaussianMixture(nn.Module):
             (Euclidean distance, the collapse metric's ``eps``) merge, and
             the freed one restarts on a far batch row
             (:func:`.maintenance.merge_close`, which states which pairs are
-            guaranteed apart after an update). ``O(N K D / 16)`` plus
-            ``O(K D)`` per merge. In [0, 2). Defaults to 0.
+            guaranteed apart after an update, with a slack per mean in
+            ``merge_slack``). ``O(N K D * 3 / 16)`` (the sweep's and the
+            most overdrawn means against all) plus ``O(K D)`` per merge.
+            In [0, 2). Defaults to 0.
         stale_decay (float): Ours, off by default (0): every update also
             scales each component's statistics by ``(1 - stale_decay) **
             (N / K)`` -- ``1 - stale_decay`` per ``K`` rows seen -- but
@@ -172,6 +174,9 @@ class OnlineGaussianMixture(nn.Module):
     acc_sq_sum: Tensor
     num_updates: Tensor
     initialized: Tensor
+    merge_slack: Tensor
+    #: State that checkpoints of earlier versions lack (filled on loading).
+    optional_state_keys = ('merge_slack', )
 
     def __init__(self,
                  num_components: int,
@@ -257,6 +262,8 @@ class OnlineGaussianMixture(nn.Module):
         self.register_buffer('acc_sq_sum', torch.zeros(K, D))
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
         self.register_buffer('initialized', torch.zeros((), dtype=torch.bool))
+        # Merging's room per mean (a distance; < 0: to be checked).
+        self.register_buffer('merge_slack', torch.zeros(K))
         # Scratch, allocated on first use (not saved): the E-step weights
         # (K, 2D+1), reused by the M-step; the batch statistics (K, 2D+1);
         # one chunk's responsibilities (N_c, K).
@@ -331,6 +338,17 @@ class OnlineGaussianMixture(nn.Module):
         else:
             ramp = frac
         return 1.0 - (1.0 - self.beta_start) * (1.0 - ramp)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args,
+                              **kwargs) -> None:
+        """Checkpoints of 0.3.0 and before have no ``merge_slack``: it
+        loads as 0 (no mean checked yet; merging then finds the close
+        pairs through its sweep and the means that move)."""
+        for key in self.optional_state_keys:
+            if prefix + key not in state_dict:
+                state_dict[prefix + key] = torch.zeros_like(
+                    getattr(self, key))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         beta, reseed = (_describe(self._schedule[k], getattr(self, k))
@@ -561,6 +579,7 @@ class OnlineGaussianMixture(nn.Module):
         torch.mul(self.mu, self.prior_count, out=self.acc_sum)
         torch.addcmul(self.var, self.mu, self.mu, out=self.acc_sq_sum)
         self.acc_sq_sum.mul_(self.prior_count)
+        self.merge_slack.zero_()  # new means: none checked yet
         self.initialized.fill_(True)
 
     def _restart(self, which: Tensor, mu: Tensor, x: Tensor,
@@ -747,9 +766,9 @@ class OnlineGaussianMixture(nn.Module):
     def _m_step(self) -> Optional[Tensor]:
         """Weights, variances and unit-norm means from the statistics.
         ``O(K D)``; the E-step weights' scratch holds the unnormalised
-        means. With merging on, returns how far each mean moved, ``1 -
-        cos(old, new)`` ``(K,)`` (what merging ranks the means it checks
-        by); else None."""
+        means. With merging on, returns how far each mean moved
+        (Euclidean distance, ``(K,)``: merging takes it from the means'
+        slack); else None."""
         K, D = self.num_components, self.dim
         count = self.acc_count
         torch.div(count, count.sum(), out=self.pi)
@@ -774,16 +793,23 @@ class OnlineGaussianMixture(nn.Module):
     def _set_means(self, mean: Tensor, which,
                    shift: bool = False) -> Optional[Tensor]:
         """``mu[which] = mean / ||mean||``; rows of (near) zero or NaN norm
-        keep their old mean. With ``shift``, returns ``1 - cos(old, new)``
-        per row (no ``(K, D)`` temporary)."""
+        keep their old mean. With ``shift``, returns how far each row's
+        mean moved (Euclidean distance, ``(R,)``; computed in blocks of
+        8,192 rows, no ``(K, D)`` temporary)."""
         norm = torch.linalg.vector_norm(mean, dim=1, keepdim=True)
         if not bool((norm > _TINY).all()):
             rows = ~(norm > _TINY).squeeze(1)  # also catches NaN
             mean[rows] = self.mu[which][rows]
             norm[rows] = 1.0
         mean.div_(norm)
-        moved = 1.0 - torch.einsum('kd,kd->k', mean, self.mu[which]) \
-            if shift else None
+        moved = None
+        if shift:
+            old = self.mu[which]
+            moved = torch.cat([
+                torch.linalg.vector_norm(mean[s:s + 8192] - old[s:s + 8192],
+                                         dim=1)
+                for s in range(0, mean.shape[0], 8192)
+            ])
         self.mu[which] = mean
         return moved
 
