@@ -68,7 +68,7 @@ def test_resume_continues_the_decoupled_run_bit_for_bit(tmp_path, fmnist_root,
     gmm_keys = [k for k in state if k.startswith('head.em_bank.gmm.')]
     assert {k.rsplit('.', 1)[1] for k in gmm_keys} == {
         'pi', 'mu', 'var', 'acc_count', 'acc_sum', 'acc_sq_sum',
-        'num_updates', 'initialized'}
+        'num_updates', 'initialized', 'merge_slack'}
     assert 'head.loss_module.center' in state
     for key in state:
         assert torch.equal(state[key], resumed[key]), key
