@@ -341,9 +341,9 @@ class OnlineGaussianMixture(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args,
                               **kwargs) -> None:
-        """Checkpoints of 0.3.0 and before have no ``merge_slack``: it
-        loads as 0 (no mean checked yet; merging then finds the close
-        pairs through its sweep and the means that move)."""
+        """Checkpoints written before merging kept a slack have no
+        ``merge_slack``: it loads as 0 (no mean checked yet; merging then
+        checks the means as they move and as the sweep reaches them)."""
         for key in self.optional_state_keys:
             if prefix + key not in state_dict:
                 state_dict[prefix + key] = torch.zeros_like(
