@@ -27,12 +27,12 @@ def distance64(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def plant(gmm: OnlineGaussianMixture, k: int, mu: torch.Tensor,
-          count: float) -> None:
+          count: float, var: float = 0.01) -> None:
     """Component ``k`` at unit-norm ``mu`` with consistent statistics."""
     gmm.mu[k] = mu
     gmm.acc_count[k] = count
     gmm.acc_sum[k] = mu * count
-    gmm.acc_sq_sum[k] = (mu * mu + 0.01) * count
+    gmm.acc_sq_sum[k] = (mu * mu + var) * count
 
 
 def at_distance(base: torch.Tensor, other: torch.Tensor,
@@ -315,9 +315,10 @@ def test_a_mean_that_drifts_next_to_one_no_row_chooses_is_merged() -> None:
     """Component A (broad, prior count) takes a cluster of rows and its
     M-step moves it within 0.05 of B, a stale mean of huge variance that
     no row ranks among its two most likely (their top two are A and C),
-    outside this update's sweep block: merging checks the means that moved
-    most in the M-step, so the pair merges in the same update (before, it
-    stayed until the sweep came by: K / ceil(N / 16) = 64 updates here)."""
+    outside this update's sweep block: the move overdraws A's slack, merging
+    checks the most overdrawn means, so the pair merges in the same update
+    (before, it stayed until the sweep came by: K / ceil(N / 16) = 64
+    updates here)."""
     D, K = 8, 64
     gmm = OnlineGaussianMixture(K, D, init='uniform', beta_iters=0,
                                 merge_within=0.1, seed=5)
@@ -326,16 +327,9 @@ def test_a_mean_that_drifts_next_to_one_no_row_chooses_is_merged() -> None:
     q = eye[0]
     near_q = at_distance(q, eye[1], 0.04)
     a, b, c = 5, 9, 20
-
-    def set_component(k, mu, count, var):
-        gmm.mu[k] = mu
-        gmm.acc_count[k] = count
-        gmm.acc_sum[k] = mu * count
-        gmm.acc_sq_sum[k] = (mu * mu + var) * count
-
-    set_component(a, at_distance(q, eye[2], 0.3), 1.0, 0.02)
-    set_component(b, near_q, 100.0, 10.0)
-    set_component(c, at_distance(q, eye[3], 0.2), 10.0, 1e-3)
+    plant(gmm, a, at_distance(q, eye[2], 0.3), 1.0, var=0.02)
+    plant(gmm, b, near_q, 100.0, var=10.0)
+    plant(gmm, c, at_distance(q, eye[3], 0.2), 10.0, var=1e-3)
     gmm._m_step()
     x = torch.nn.functional.normalize(
         q + 1e-3 * torch.randn(16, D, generator=torch.Generator()
