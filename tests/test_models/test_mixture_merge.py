@@ -74,7 +74,7 @@ def test_merge_adds_the_lighter_statistics_and_restarts_it_far() -> None:
     x = unit_rows(64, 16, seed=4)
     gen = torch.Generator().manual_seed(0)
     assert maintenance.merge_close(gmm, x, gen, fit_of(gmm, x),
-                                   PAIR_01) == (1, 0)
+                                   PAIR_01)[:2] == (1, 0)
     # the heavier component 0 holds both masses (moment matching) ...
     for name in ('acc_count', 'acc_sum', 'acc_sq_sum'):
         torch.testing.assert_close(gmm.state_dict()[name][0],
@@ -97,7 +97,7 @@ def test_merge_without_room_on_the_batch_uses_a_random_direction() -> None:
     x = gmm.mu[0].expand(16, 16).clone()  # every row on mean 0
     gen = torch.Generator().manual_seed(0)
     assert maintenance.merge_close(gmm, x, gen, fit_of(gmm, x),
-                                   PAIR_01) == (1, 0)
+                                   PAIR_01)[:2] == (1, 0)
     assert float(gmm.mu[1] @ gmm.mu[0]) < 0.9
     assert min_distance(gmm.mu) >= 0.1
 
@@ -330,6 +330,7 @@ def test_a_mean_that_drifts_next_to_one_no_row_chooses_is_merged() -> None:
     plant(gmm, a, at_distance(q, eye[2], 0.3), 1.0, var=0.02)
     plant(gmm, b, near_q, 100.0, var=10.0)
     plant(gmm, c, at_distance(q, eye[3], 0.2), 10.0, var=1e-3)
+    gmm.merge_slack[[a, b, c]] = 0.0  # planted: no room known
     gmm._m_step()
     x = torch.nn.functional.normalize(
         q + 1e-3 * torch.randn(16, D, generator=torch.Generator()
@@ -440,3 +441,20 @@ def test_a_checkpoint_without_merge_slack_loads_with_no_mean_checked() -> None:
     assert checkpoint_mismatches(fresh, state) == []
     del state['mu']
     assert checkpoint_mismatches(fresh, state)  # a real gap still counts
+
+
+def test_the_first_update_gives_every_mean_its_room() -> None:
+    """The first update checks every mean against all others: a bank that
+    starts with close pairs (64 means on 48 rows: 16 rows twice, plus a
+    little noise) ends it ``merge_within`` apart, every mean with its
+    room (slack >= 0), so that a mean no check reaches later is not
+    overdrawn by the first small move it makes."""
+    K, D = 64, 8
+    gmm = OnlineGaussianMixture(K, D, init='sample', init_samples=48,
+                                beta_iters=0, merge_within=0.1, seed=1)
+    x = unit_rows(48, D, seed=3)
+    out = gmm.update(x)
+    assert out['merged'] > 0 and out['merge_unresolved'] == 0
+    assert min_distance(gmm.mu) >= 0.1
+    assert bool((gmm.merge_slack >= 0).all()) and out['merge_overdrawn'] == 0
+    assert slack_violations(gmm) == 0

@@ -95,6 +95,7 @@ def group_key(run: dict) -> str:
 
 #: Logged scalars kept per log step in a record's ``series``.
 SERIES_KEYS = ('em_reseeded', 'em_merged', 'em_merge_unresolved',
+               'em_merge_overdrawn',
                'em_effective_components', 'proto_unique@0.1',
                'proto_measured_iter')
 

@@ -432,6 +432,7 @@ class OnlineGaussianMixture(nn.Module):
         if merged is not None:
             out['merged'] = float(merged.merged)
             out['merge_unresolved'] = float(merged.unresolved)
+            out['merge_overdrawn'] = float(merged.overdrawn)
         out.update(resp_max_mean=values[0],
                    effective_components=values[2],
                    weight_min=values[3],
