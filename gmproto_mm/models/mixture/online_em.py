@@ -155,7 +155,8 @@ class OnlineGaussianMixture(nn.Module):
             (:func:`.maintenance.merge_close`, which states which pairs are
             guaranteed apart after an update, with a slack per mean in
             ``merge_slack``). ``O(N K D * 3 / 16)`` (the sweep's and the
-            most overdrawn means against all) plus ``O(K D)`` per merge.
+            most overdrawn means against all) plus ``O(K D)`` per merge;
+            the first update checks every mean once, ``O(K^2 D)``.
             In [0, 2). Defaults to 0.
         stale_decay (float): Ours, off by default (0): every update also
             scales each component's statistics by ``(1 - stale_decay) **
