@@ -156,7 +156,8 @@ class OnlineGaussianMixture(nn.Module):
             guaranteed apart after an update, with a slack per mean in
             ``merge_slack``). ``O(N K D * 3 / 16)`` (the sweep's and the
             most overdrawn means against all) plus ``O(K D)`` per merge;
-            the first update checks every mean once, ``O(K^2 D)``.
+            ``O(N K D)`` more while means were never checked (the first
+            ``K`` rows).
             In [0, 2). Defaults to 0.
         stale_decay (float): Ours, off by default (0): every update also
             scales each component's statistics by ``(1 - stale_decay) **
@@ -343,12 +344,13 @@ class OnlineGaussianMixture(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args,
                               **kwargs) -> None:
         """Checkpoints written before merging kept a slack have no
-        ``merge_slack``: it loads as 0 (no mean checked yet; merging then
-        checks the means as they move and as the sweep reaches them)."""
+        ``merge_slack``: it loads as :data:`.maintenance.UNCHECKED` (no
+        mean checked yet; merging checks them in the next ``K / N``
+        updates)."""
         for key in self.optional_state_keys:
             if prefix + key not in state_dict:
-                state_dict[prefix + key] = torch.zeros_like(
-                    getattr(self, key))
+                state_dict[prefix + key] = torch.full_like(
+                    getattr(self, key), maintenance.UNCHECKED)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -581,7 +583,7 @@ class OnlineGaussianMixture(nn.Module):
         torch.mul(self.mu, self.prior_count, out=self.acc_sum)
         torch.addcmul(self.var, self.mu, self.mu, out=self.acc_sq_sum)
         self.acc_sq_sum.mul_(self.prior_count)
-        self.merge_slack.zero_()  # new means: none checked yet
+        self.merge_slack.fill_(maintenance.UNCHECKED)  # no room known yet
         self.initialized.fill_(True)
 
     def _restart(self, which: Tensor, mu: Tensor, x: Tensor,
