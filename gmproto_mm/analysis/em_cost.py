@@ -175,10 +175,8 @@ def measure_em_ratio(num_components: int = 65536,
 
 
 def scratch_mb(gmm: OnlineGaussianMixture) -> float:
-    """MB of the mixture's scratch (non-persistent) buffers."""
-    return sum(buf.numel() * buf.element_size()
-               for name, buf in gmm.named_buffers()
-               if name.startswith('_')) / 2**20
+    """MB of the mixture's scratch tensors (not state, not buffers)."""
+    return gmm.scratch_bytes / 2**20
 
 
 def scale_test(num_components: int = 65536, dim: int = 256,
