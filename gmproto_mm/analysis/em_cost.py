@@ -25,8 +25,8 @@ from ..testing import (crowd_bank, drifting_clusters, near_directions,
 
 #: The EM options of configs/_base_/models/decoupled_gmm.py, re-seeding from the
 #: first update (the configs start after the lr warm-up) so it is timed.
-DEFAULT_OPTIONS = dict(init='uniform', reseed_rate=1 / 32, reseed_start=0,
-                       merge_within=0.1, stale_decay=0.04)
+DEFAULT_OPTIONS = dict(init='uniform', maintenance=dict(
+    reseed_rate=1 / 32, reseed_start=0, merge_within=0.1, stale_decay=0.04))
 VARIANTS = dict(paper={}, decoupled_default=DEFAULT_OPTIONS)
 
 

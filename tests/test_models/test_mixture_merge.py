@@ -283,7 +283,8 @@ def test_every_mean_merging_checked_ends_eps_apart(seed,
     that reports nothing unresolved leaves the sweep block's means and
     every mean it moved at least merge_within from all others, and the
     rows' top-two pairs that far apart (brute force, float64)."""
-    monkeypatch.setattr(maintenance, 'MERGE_ROUNDS', 64)
+    monkeypatch.setattr(
+        maintenance.merge, 'MERGE_ROUNDS', 64)
     gen = torch.Generator().manual_seed(seed)
     K, D = 64, 8
     gmm = OnlineGaussianMixture(K, D, init='uniform', merge_within=0.1,
