@@ -178,7 +178,7 @@ def one_covered_cluster(num_components: int, uncovered_rows: int,
     gmm.var.fill_(1e-3)
     gmm.acc_count.fill_(gmm.prior_count)
     gmm.acc_count[0] = 30.0
-    gmm._renormalise_weights()
+    gmm.renormalise_weights()
     return gmm, x, row_fit_of(gmm, x)
 
 

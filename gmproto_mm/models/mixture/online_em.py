@@ -405,7 +405,7 @@ class OnlineGaussianMixture(nn.Module):
         (Euclidean, ``(K,)``, in blocks of 8,192 rows). ``O(K D)``."""
         old = self.mu.clone() if shift else None
         self.refit(slice(None))
-        self._renormalise_weights()
+        self.renormalise_weights()
         if not shift:
             return None
         return torch.cat([
@@ -467,7 +467,7 @@ class OnlineGaussianMixture(nn.Module):
         self.acc_sum[which] = mu * self.prior_count
         self.acc_sq_sum[which] = (self.var[which] + mu * mu) * \
             self.prior_count
-        self._renormalise_weights()
+        self.renormalise_weights()
         self._absorb_rows(which, x, fit)
 
     def _absorb_rows(self, which: Tensor, x: Tensor, fit: RowFit) -> None:
@@ -498,9 +498,9 @@ class OnlineGaussianMixture(nn.Module):
         self.acc_sum[which] += stats[:, D:2 * D]
         self.acc_count[which] += stats[:, 2 * D]
         self.refit(which)
-        self._renormalise_weights()
+        self.renormalise_weights()
 
-    def _renormalise_weights(self) -> None:
+    def renormalise_weights(self) -> None:
         """``pi = acc_count / sum(acc_count)``. ``O(K)``."""
         torch.div(self.acc_count, self.acc_count.sum(), out=self.pi)
 
