@@ -8,6 +8,8 @@ from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
 
+from .models.mixture.maintenance import UNCHECKED
+
 
 def random_batch(cfg: Config, batch_size: int = 2,
                  local_scale: int = 4) -> dict:
@@ -225,7 +227,7 @@ def crowd_bank(gmm, directions: torch.Tensor, spread: float,
     """Put every mean of ``gmm`` within ~``spread`` of one of
     ``directions`` (a collapsed start: crowded early embeddings sampled as
     means), with statistics of 3 rows each and variance 1e-3, consistent
-    with the means."""
+    with the means, none of them checked by merging yet (new means)."""
     mu = near_directions(directions, gmm.mu.shape[0], spread,
                          gen).to(gmm.mu.device)
     gmm.mu.copy_(mu)
@@ -234,4 +236,4 @@ def crowd_bank(gmm, directions: torch.Tensor, spread: float,
     torch.mul(mu, 3.0, out=gmm.acc_sum)
     torch.addcmul(gmm.var, mu, mu, out=gmm.acc_sq_sum).mul_(3.0)
     gmm.renormalise_weights()
-    gmm.merge_slack.zero_()
+    gmm.merge_slack.fill_(UNCHECKED)

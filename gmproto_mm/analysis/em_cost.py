@@ -19,7 +19,7 @@ import torch
 
 from ..evaluation.functional import (DEFAULT_THRESHOLDS, prototype_diversity,
                                      prototype_diversity_steps)
-from ..models.mixture import OnlineGaussianMixture
+from ..models.mixture import OnlineGaussianMixture, maintenance
 from ..testing import (crowd_bank, drifting_clusters, near_directions,
                        stream_scale_check)
 
@@ -109,7 +109,9 @@ def measure_em_ratio(num_components: int = 65536,
                      options: Optional[dict] = None) -> Dict[str, float]:
     """Median times of one EM update and of one logits matmul, their ratio,
     and the update's peak memory, after the mixture's own initialisation
-    (pooling included).
+    (pooling included) and, with merging on, after the first ``K`` rows
+    (while new means get their room, each update checks up to ``N`` of
+    them: timed apart, as ``first_rows_*``).
 
     The matmul is ``x @ mu.T`` with ``x`` ``(N, D)`` and ``mu`` ``(K, D)``,
     allocating a fresh ``(N, K)`` output, as the teacher's logits do.
@@ -131,15 +133,22 @@ def measure_em_ratio(num_components: int = 65536,
         ``peak_mb`` (largest rise of peak memory over the timed updates,
         beyond the scratch),
         ``first_update_s`` (the update that initialised), ``reseeded`` and
-        ``merged`` (totals over the timed updates) and the sizes.
+        ``merged`` (totals over the timed updates), the sizes, and with
+        merging on ``first_rows_update_s`` / ``first_rows_ratio`` (timed in
+        the first ``K`` rows) and ``first_rows_updates`` (updates until
+        every mean had its room).
     """
     dev = torch.device(device)
     gmm = OnlineGaussianMixture(num_components, dim, **(options or {}))
     gmm = gmm.to(dev)
     pool_updates = -(-gmm.init_samples // batch) \
         if gmm.init != 'uniform' else 1
-    gmm.set_training_length(pool_updates + 2 + repeats)  # a config's gmm
-    stream = _stream(num_components, dim, batch, pool_updates + 2 + repeats)
+    merging = any(isinstance(strategy, maintenance.MergeClose)
+                  for strategy in gmm.strategies)
+    settle = -(-num_components // batch) if merging else 0
+    total = pool_updates + 2 + settle + 2 * repeats
+    gmm.set_training_length(total)  # a config's gmm
+    stream = _stream(num_components, dim, batch, total)
     first = None
     for _ in range(pool_updates):
         x = next(stream).to(dev)
@@ -149,10 +158,29 @@ def measure_em_ratio(num_components: int = 65536,
         x = next(stream).to(dev)
         gmm.update(x)
         x @ gmm.means.T
+    out = {}
+    if settle:
+        early = _time_updates(gmm, stream, repeats, dev)
+        out.update(first_rows_update_s=early['update_s'],
+                   first_rows_ratio=early['ratio'])
+        settled = 2 + repeats  # updates since the first
+        while bool((gmm.merge_slack == maintenance.UNCHECKED).any()):
+            gmm.update(next(stream).to(dev))
+            settled += 1
+        out['first_rows_updates'] = settled
+    out.update(_time_updates(gmm, stream, repeats, dev))
+    return dict(num_components=num_components, dim=dim, batch=batch,
+                scratch_mb=scratch_mb(gmm), first_update_s=first, **out)
+
+
+def _time_updates(gmm: OnlineGaussianMixture, stream: Iterator[torch.Tensor],
+                  repeats: int, dev: torch.device) -> Dict[str, float]:
+    """``update_s``, ``matmul_s`` (medians over ``repeats`` interleaved
+    calls), ``ratio``, ``peak_mb``, ``reseeded`` and ``merged`` (totals)."""
     update_s, matmul_s, peaks = [], [], []
     moves = dict(reseeded=0.0, merged=0.0)
-    for x in stream:
-        x = x.to(dev)
+    for _ in range(repeats):
+        x = next(stream).to(dev)
         out = {}
 
         def step():
@@ -166,12 +194,9 @@ def measure_em_ratio(num_components: int = 65536,
         matmul_s.append(_timed(lambda: x @ gmm.means.T, dev))
     update_med = statistics.median(update_s)
     matmul_med = statistics.median(matmul_s)
-    return dict(num_components=num_components, dim=dim, batch=batch,
-                update_s=update_med, matmul_s=matmul_med,
+    return dict(update_s=update_med, matmul_s=matmul_med,
                 ratio=update_med / matmul_med,
-                scratch_mb=scratch_mb(gmm),
-                peak_mb=None if None in peaks else max(peaks),
-                first_update_s=first, **moves)
+                peak_mb=None if None in peaks else max(peaks), **moves)
 
 
 def scratch_mb(gmm: OnlineGaussianMixture) -> float:
@@ -202,9 +227,9 @@ def crowded_bank_update(num_components: int = 65536, dim: int = 256,
     """The decoupled default's update on a collapsed bank, against a normal
     one: every mean within ~``spread`` of ``directions`` directions and the
     batch there too (a collapsed start; merging meets ~K/``directions``
-    close neighbours per mean). Time and peak memory of one update after
-    one normal update on the same data (which allocates the scratch), and
-    what it merged.
+    close neighbours per mean, none checked yet). Time and peak memory of
+    one update against a normal update on the same data once every mean
+    had its room (after the first ``K`` rows), and what it merged.
 
     Returns:
         Dict[str, float]: ``normal_update_s``, ``crowded_update_s``,
@@ -219,6 +244,8 @@ def crowded_bank_update(num_components: int = 65536, dim: int = 256,
     gmm = OnlineGaussianMixture(num_components, dim,
                                 **DEFAULT_OPTIONS).to(dev)
     gmm.update(near_directions(axes, batch, spread, gen).to(dev))
+    while bool((gmm.merge_slack == maintenance.UNCHECKED).any()):
+        gmm.update(near_directions(axes, batch, spread, gen).to(dev))
     x = near_directions(axes, batch, spread, gen).to(dev)
     normal_s, normal_peak = peak_rise_mb(lambda: gmm.update(x), dev)
     crowd_bank(gmm, axes, spread, gen)

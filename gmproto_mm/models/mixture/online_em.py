@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from ...precision import ieee_fp32_matmuls
 from . import numerics as nm
 from .initialisation import check_init_cost, initial_means, uniform_means
-from .maintenance import MAINTENANCE_DEFAULTS, UpdateStep, build_maintenance
+from .maintenance import (MAINTENANCE_DEFAULTS, UNCHECKED, UpdateStep,
+                          build_maintenance)
 from .options import (check_int, check_number, check_schedule, describe,
                       updates_of)
 
@@ -263,11 +264,13 @@ class OnlineGaussianMixture(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args,
                               **kwargs) -> None:
         """Checkpoints written before merging kept a slack have no
-        ``merge_slack``: it loads as 0 (no mean checked yet)."""
+        ``merge_slack``: it loads as :data:`.maintenance.UNCHECKED` (no
+        mean checked yet: merging checks them in the next ``K / N``
+        updates)."""
         for key in self.optional_state_keys:
             if prefix + key not in state_dict:
-                state_dict[prefix + key] = torch.zeros_like(
-                    getattr(self, key))
+                state_dict[prefix + key] = torch.full_like(
+                    getattr(self, key), UNCHECKED)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -609,7 +612,7 @@ class OnlineGaussianMixture(nn.Module):
                               nm.prior_statistics(self.mu, self.var,
                                                   self.prior_count)):
             acc.copy_(value)
-        self.merge_slack.zero_()  # new means: none checked yet
+        self.merge_slack.fill_(UNCHECKED)  # new means: no room known yet
         self.initialized.fill_(True)
 
 

@@ -16,10 +16,11 @@ reseed_start=..., merge_within=..., stale_decay=...)``
 from typing import List, Optional
 
 from ..options import check_keys, check_schedule
-from .base import MIXTURE_STRATEGIES, MixtureStrategy, UpdateStep
+from .base import MIXTURE_STRATEGIES, UNCHECKED, MixtureStrategy, UpdateStep
 from .merge import (MERGE_ROUNDS, MOVED, OVERDRAWN_DIVISOR, SWEEP_DIVISOR,
                     MergeClose, MergeResult, close_pairs, disjoint_merges,
-                    nearest_pairs, overdrawn, pair_distances, sweep_block)
+                    nearest_pairs, never_checked, overdrawn, pair_distances,
+                    sweep_block)
 from .reseed import (IDLE_MASS, ReseedIdle, gap_of, idle_components,
                      max_cosine, pick_far_rows, reseed_count)
 from .stale_decay import StaleDecay, stale_decay_factor
@@ -68,7 +69,8 @@ __all__ = [
     'MOVED', 'OVERDRAWN_DIVISOR', 'SWEEP_DIVISOR', 'MergeClose',
     'MergeResult', 'MixtureStrategy', 'ReseedIdle', 'StaleDecay',
     'UpdateStep', 'build_maintenance', 'close_pairs', 'disjoint_merges',
-    'gap_of', 'idle_components', 'max_cosine', 'nearest_pairs', 'overdrawn',
+    'UNCHECKED', 'gap_of', 'idle_components', 'max_cosine', 'nearest_pairs',
+    'never_checked', 'overdrawn',
     'pair_distances', 'pick_far_rows', 'reseed_count', 'sweep_block',
     'stale_decay_factor'
 ]

@@ -21,6 +21,7 @@ A strategy changes the mixture only through the core's public methods
 (``restart``, ``absorb_into``, ``refit``, ``idle_components``) and its
 public state (``mu``, ``acc_count``, ``merge_slack``...).
 """
+import math
 from typing import Dict, List, Optional
 
 import torch
@@ -29,6 +30,9 @@ from torch import Tensor
 
 #: Registry of the strategies (``type`` names their class).
 MIXTURE_STRATEGIES = Registry('mixture strategy')
+#: The mixture's ``merge_slack`` of a mean no check has given a room yet (a
+#: new mean, or every mean of a checkpoint saved before the slack existed).
+UNCHECKED = -math.inf
 
 
 class UpdateStep:

@@ -19,10 +19,10 @@ tensor); the E-step itself is ``O(N K D)``:
   :func:`pick_far_rows` and the restarted components' share of the batch).
   The bound holds in every geometry, a bank collapsed onto a few
   directions included; a normal update merges little and stops after
-  round 1. Once per training, the first update's round 1 checks every
-  mean (``O(K^2 D)``, in blocks of ``(256, K)``: on the CPU, 77 s at ``K =
-  65,536, D = 128`` on one thread; the E-step of ``K`` rows), so that
-  every mean starts with its room.
+  round 1. While means were never checked (the first ``ceil(K / N)``
+  updates: ``K`` rows), round 1 also checks up to ``N`` of them against
+  all (``O(N K D)``), so that every mean has its room within the first
+  ``K`` rows seen.
 
 "No two means within ``merge_within``" is kept by a slack per mean
 (``merge_slack``, a distance): a mean compared with all others gets the
@@ -30,22 +30,20 @@ room it has left, so that every two checked means ``a, b`` sit at least
 ``merge_within + s_a + s_b`` apart (a mean split the room with the means
 checked beside it, and leaves the others theirs); each M-step takes from
 it the distance the mean moved, so by the triangle inequality no pair of
-means with slack left can have come within ``merge_within``. A mean whose
-slack ran out (``s < 0``: it moved more than its room, was moved by a merge
-or restart, or was never checked) is overdrawn; the first update gives every mean its room (a
-mean never checked has none, and any move would overdraw it: with 128
-rows per update at ``K = 65,536``, the checks below could not reach them
-all); each update checks the ``ceil(N / 8)`` most overdrawn, besides the rows' top-two pairs, the
+means with slack left can have come within ``merge_within``. A new mean
+has no room yet (:data:`UNCHECKED`): each update checks up to ``N`` of
+those, so every mean has its room once ``K`` rows were seen (with no room,
+its first move would overdraw it; at ``K = 65,536`` with 128 rows per
+update, 21,000-32,000 means once ended training overdrawn that way). A
+mean whose slack ran out (``s < 0``: it moved more than its room or was
+moved by a merge or restart) is overdrawn; each update checks the
+``ceil(N / 8)`` most overdrawn, besides the rows' top-two pairs, the
 re-seeded means and the sweep's block, which visits every mean once every
 ``ceil(K / ceil(N / 16))`` updates (the fallback while more means are
 overdrawn than an update checks). The slack catches means that no data
 visits drifting together slowly (on the annealed E-step's tiny
 responsibilities: no row's second choice, never among one update's
-largest moves). Its limit: the guarantee covers the overdrawn means only
-while they fit the ``ceil(N / 8)`` an update checks; measured at K =
-65,536 with 128 rows per update, 21,000-32,000 means ended training
-overdrawn and two of three runs had a pair within 0.1 at some monitored
-steps. An update that runs out of rounds reports the close
+largest moves). An update that runs out of rounds reports the close
 pairs its last check still found (``merge_unresolved``). Distances are
 fp32 with the rounding margin of the collapse metric taken off, so the
 slack errs on the safe side.
@@ -59,7 +57,7 @@ from torch import Tensor
 from ....precision import cosine_margin
 from ..initialisation import normalise_or_random
 from ..options import check_number
-from .base import MIXTURE_STRATEGIES, MixtureStrategy, UpdateStep
+from .base import MIXTURE_STRATEGIES, UNCHECKED, MixtureStrategy, UpdateStep
 from .reseed import BLOCK, gap_of, idle_components, pick_far_rows
 
 #: Means compared with all ``K`` per update, as a fraction of the batch
@@ -84,7 +82,8 @@ class MergeResult(NamedTuple):
     #: rounds, plus means that moved but found no room in a round's check
     #: (0 when every mean it checked ended ``merge_within`` from the others).
     unresolved: int
-    #: Means left overdrawn (slack below 0) after the update.
+    #: Means with no slack left after the update (below 0: overdrawn, or
+    #: never checked).
     overdrawn: int
 
 
@@ -123,10 +122,9 @@ class MergeClose(MixtureStrategy):
         """Merge means closer than ``merge_within``; restart the freed ones.
 
         First takes from each mean's slack (the mixture's ``merge_slack``) the distance
-        it moved in the M-step (``shift``). Round 1 of the first update
-        (update 0) checks every mean against all others (each
-        gets its room; ``O(K^2 D)`` once). Round 1 of the others checks the rows' two most
-        likely components (``top2``, from the E-step), and each mean of this
+        it moved in the M-step (``shift``). Round 1 checks up to ``N``
+        means never checked (:func:`never_checked`: until ``K`` rows were
+        seen), the rows' two most likely components (``top2``, from the E-step), and each mean of this
         update's sweep block, of ``moved`` (this update's re-seeds) and of the
         ``ceil(N / 8)`` most overdrawn means (:func:`overdrawn`) against its
         nearest other mean (:func:`nearest_pairs`, which also gives each mean
@@ -139,7 +137,8 @@ class MergeClose(MixtureStrategy):
         (:func:`pick_far_rows`; a random direction if none is left); both are
         overdrawn (:data:`MOVED`) until checked. Each next round checks the
         means that moved and the ends of the close pairs left unmerged -- at
-        most ``C = |round 1's means| + N`` of them, the lowest indices first --
+        most ``C = N +`` round 1's means other than the never-checked
+        ones, the lowest indices first --
         for at most :data:`MERGE_ROUNDS` rounds; what is left is returned as
         ``unresolved`` (the update logs it; those means stay overdrawn, so the
         next updates check them first).
@@ -173,10 +172,8 @@ class MergeClose(MixtureStrategy):
         ]
         if moved is not None and moved.numel():
             check.append(moved)
-        check = torch.cat(check).unique()
-        limit = check.numel() + x.shape[0]  # means checked per later round
-        if update == 0:  # every mean's first room: see the module docstring
-            check = torch.arange(mu.shape[0], device=mu.device)
+        limit = torch.cat(check).unique().numel() + x.shape[0]  # later
+        check = torch.cat(check + [never_checked(slack, x.shape[0])]).unique()
         candidates = [nearest_pairs(mu, check, self.gap, slack)]
         if top2 is not None and top2.shape[1] == 2:
             candidates.append(top2)
@@ -212,9 +209,17 @@ class MergeClose(MixtureStrategy):
 
 def overdrawn(slack: Tensor, count: int) -> Tensor:
     """Indices of the (at most) ``count`` means whose slack ``(K,)`` is
-    lowest, among those below 0 (moved more than their room). ``O(K)``."""
-    top = torch.topk(slack.neg(), min(count, slack.numel()))
+    lowest, among those below 0 (moved more than their room) and checked
+    before (not :data:`UNCHECKED`). ``O(K)``."""
+    debt = torch.where(slack == UNCHECKED, 0.0, slack.neg())
+    top = torch.topk(debt, min(count, slack.numel()))
     return top.indices[top.values > 0]
+
+
+def never_checked(slack: Tensor, count: int) -> Tensor:
+    """Indices of the (at most) ``count`` means never checked
+    (:data:`UNCHECKED`), the lowest first. ``O(K)``."""
+    return torch.nonzero(slack == UNCHECKED).squeeze(1)[:count]
 
 
 def sweep_block(update: int, num_components: int, rows: int) -> Tensor:
