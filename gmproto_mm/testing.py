@@ -235,5 +235,5 @@ def crowd_bank(gmm, directions: torch.Tensor, spread: float,
     gmm.acc_count.fill_(3.0)
     torch.mul(mu, 3.0, out=gmm.acc_sum)
     torch.addcmul(gmm.var, mu, mu, out=gmm.acc_sq_sum).mul_(3.0)
-    gmm._renormalise_weights()
+    gmm.renormalise_weights()
     gmm.merge_slack.fill_(UNCHECKED)

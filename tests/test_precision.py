@@ -6,7 +6,7 @@ import torch
 
 from gmproto_mm import precision
 from gmproto_mm.evaluation.functional import diversity, prototype_diversity
-from gmproto_mm.models.mixture import online_em
+from gmproto_mm.models.mixture import numerics, online_em
 from gmproto_mm.models.mixture.online_em import OnlineGaussianMixture
 from tests.test_models.test_online_em import clustered, unit_rows
 
@@ -70,9 +70,9 @@ def test_em_step_is_the_ieee_step_under_medium_precision(monkeypatch) -> None:
     centres = unit_rows(5, 64, seed=1)
     batches = [clustered(centres, 256, 0.05, gen) for _ in range(3)]
     seen = []
-    features = online_em._features
+    features = numerics.features
     monkeypatch.setattr(
-        online_em, '_features',
+        numerics, 'features',
         lambda x: seen.append(precision.fp32_matmuls_are_ieee(CPU))
         or features(x))
     states = {}

@@ -11,7 +11,9 @@ model = dict(head=dict(
     in_channels=_base_.bottleneck,  # equal to neck bottleneck_channels
     num_prototypes=1024,
     loss=dict(_base_.model.head.loss, **_base_.decoupled_head.loss),
-    gmm=dict(_base_.decoupled_gmm, beta_iters=1 / 3, reseed_start=0.1)))
+    gmm=dict(_base_.decoupled_gmm, beta_iters=1 / 3,
+             maintenance=dict(_base_.decoupled_maintenance,
+                              reseed_start=0.1))))
 
 custom_hooks = [
     _base_.em_hook,

@@ -13,7 +13,9 @@ model = dict(head=dict(
     loss=dict(_base_.model.head.loss, **_base_.decoupled_head.loss),
     gmm=dict(_base_.decoupled_gmm,
              beta_iters=10 / 100,     # 10 of the 100 epochs
-             reseed_start=10 / 100)))  # the end of the lr warm-up
+             # reseed_start: the end of the lr warm-up
+             maintenance=dict(_base_.decoupled_maintenance,
+                              reseed_start=10 / 100))))
 
 custom_hooks = [
     _base_.em_hook,

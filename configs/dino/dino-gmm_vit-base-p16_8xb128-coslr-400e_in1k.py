@@ -9,7 +9,9 @@ model = dict(head=dict(
     _base_.decoupled_head,  # keeps in_channels, K and the DINO loss
     gmm=dict(_base_.decoupled_gmm,
              beta_iters=10 / 400,     # 10 of the 400 epochs
-             reseed_start=10 / 400)))  # the end of the lr warm-up
+             # reseed_start: the end of the lr warm-up
+             maintenance=dict(_base_.decoupled_maintenance,
+                              reseed_start=10 / 400))))
 
 custom_hooks = [
     _base_.em_hook,

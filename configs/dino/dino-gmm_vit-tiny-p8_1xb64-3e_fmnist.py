@@ -10,7 +10,9 @@ model = dict(head=dict(
     num_prototypes=256,
     gmm=dict(_base_.decoupled_gmm,
              beta_iters=1 / 3,    # of training: 500 of the demo's 1,500
-             reseed_start=0.1)))  # 150 of 1,500: the lr warm-up's end
+             # reseed_start: 150 of 1,500: the lr warm-up's end
+             maintenance=dict(_base_.decoupled_maintenance,
+                              reseed_start=0.1))))
 
 custom_hooks = [
     _base_.em_hook,

@@ -9,7 +9,9 @@ _base_ = [
 gmm = dict(type='DecoupledGMMHead',  # keeps in_channels, K and the loss
            gmm=dict(_base_.decoupled_gmm,
                     beta_iters=10 / 400,     # 10 of the 400 epochs
-                    reseed_start=10 / 400))  # the end of the lr warm-up
+                    # reseed_start: the end of the lr warm-up
+                    maintenance=dict(_base_.decoupled_maintenance,
+                                     reseed_start=10 / 400)))
 model = dict(head=gmm, patch_head=gmm)  # patches: the masked ones
 
 custom_hooks = [

@@ -8,7 +8,8 @@ _base_ = [
 
 gmm = dict(type='DecoupledGMMHead',  # keeps in_channels, K and the loss
            gmm=dict(_base_.decoupled_gmm, beta_iters=1 / 3,
-                    reseed_start=0.1))
+                    maintenance=dict(_base_.decoupled_maintenance,
+                                     reseed_start=0.1)))
 model = dict(head=gmm, patch_head=gmm)  # patches: the masked ones
 
 custom_hooks = [

@@ -25,7 +25,8 @@ model = dict(
             num_crops=_base_.num_crops,
             num_prototypes=512,
             gmm=dict(_base_.decoupled_gmm, beta_iters=0.04,  # 200 of 5,000
-                     reseed_start=0.04))))
+                     maintenance=dict(_base_.decoupled_maintenance,
+                                      reseed_start=0.04)))))
 
 # mmpretrain's SwAV has no predict mode, so no k-NN test
 test_dataloader = test_evaluator = test_cfg = None

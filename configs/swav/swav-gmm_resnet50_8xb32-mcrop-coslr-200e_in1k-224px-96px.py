@@ -17,7 +17,9 @@ model = dict(
             num_prototypes=3000,
             gmm=dict(_base_.decoupled_gmm,
                      beta_iters=1 / 200,       # one of the 200 epochs
-                     reseed_start=1 / 200))))  # no lr warm-up: after beta
+                     # reseed_start: no lr warm-up: after beta
+                     maintenance=dict(_base_.decoupled_maintenance,
+                                      reseed_start=1 / 200)))))
 
 
 def _numpy_safe(view):

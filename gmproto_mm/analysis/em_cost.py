@@ -25,8 +25,8 @@ from ..testing import (crowd_bank, drifting_clusters, near_directions,
 
 #: The EM options of configs/_base_/models/decoupled_gmm.py, re-seeding from the
 #: first update (the configs start after the lr warm-up) so it is timed.
-DEFAULT_OPTIONS = dict(init='uniform', reseed_rate=1 / 32, reseed_start=0,
-                       merge_within=0.1, stale_decay=0.04)
+DEFAULT_OPTIONS = dict(init='uniform', maintenance=dict(
+    reseed_rate=1 / 32, reseed_start=0, merge_within=0.1, stale_decay=0.04))
 VARIANTS = dict(paper={}, decoupled_default=DEFAULT_OPTIONS)
 
 
@@ -143,7 +143,9 @@ def measure_em_ratio(num_components: int = 65536,
     gmm = gmm.to(dev)
     pool_updates = -(-gmm.init_samples // batch) \
         if gmm.init != 'uniform' else 1
-    settle = -(-num_components // batch) if gmm.merge_within else 0
+    merging = any(isinstance(strategy, maintenance.MergeClose)
+                  for strategy in gmm.strategies)
+    settle = -(-num_components // batch) if merging else 0
     total = pool_updates + 2 + settle + 2 * repeats
     gmm.set_training_length(total)  # a config's gmm
     stream = _stream(num_components, dim, batch, total)
@@ -198,10 +200,8 @@ def _time_updates(gmm: OnlineGaussianMixture, stream: Iterator[torch.Tensor],
 
 
 def scratch_mb(gmm: OnlineGaussianMixture) -> float:
-    """MB of the mixture's scratch (non-persistent) buffers."""
-    return sum(buf.numel() * buf.element_size()
-               for name, buf in gmm.named_buffers()
-               if name.startswith('_')) / 2**20
+    """MB of the mixture's scratch tensors (not state, not buffers)."""
+    return gmm.scratch_bytes / 2**20
 
 
 def scale_test(num_components: int = 65536, dim: int = 256,

@@ -39,7 +39,9 @@ def test_benchmarked_options_are_the_configs():
     base = Config.fromfile(
         osp.join(REPO_ROOT, 'configs/_base_/models/decoupled_gmm.py'))
     options = dict(em_cost.DEFAULT_OPTIONS)
-    assert options.pop('reseed_start') == 0
+    maintenance = dict(options.pop('maintenance'))
+    assert maintenance.pop('reseed_start') == 0
+    assert maintenance == dict(base.decoupled_gmm.maintenance)
     assert options == {key: base.decoupled_gmm[key] for key in options}
 
 
@@ -50,11 +52,16 @@ def test_first_step_after_pooling_pools_k_rows():
     assert (first['num_components'], first['dim']) == (K, D)
 
 
-def test_scratch_mb_counts_the_underscore_buffers_only():
-    module = torch.nn.Module()
-    module.register_buffer('_scratch', torch.zeros(2**18))  # 1 MB of fp32
-    module.register_buffer('mu', torch.zeros(2**20))  # state, not scratch
-    assert em_cost.scratch_mb(module) == 1.0
+def test_scratch_mb_counts_the_scratch_only():
+    from gmproto_mm.models.mixture import OnlineGaussianMixture
+    gmm = OnlineGaussianMixture(1024, 64, init='uniform')
+    assert em_cost.scratch_mb(gmm) == 0.0  # allocated on first use
+    gmm.update(torch.randn(16, 64))
+    # weights and statistics (K, 2D+1), mean (K, D), resp (16, K): fp32
+    expected = 4 * (2 * 1024 * 129 + 1024 * 64 + 16 * 1024) / 2**20
+    assert em_cost.scratch_mb(gmm) == pytest.approx(expected)
+    assert not [name for name, _ in gmm.named_buffers()
+                if name.startswith('_')]  # scratch is not state
 
 
 PEAK_SCRIPT = """

@@ -45,8 +45,9 @@ def test_e_step_and_batch_statistics_equal_sklearn(monkeypatch,
     np.testing.assert_allclose(gmm.responsibilities(x).double().numpy(),
                                resp, atol=2e-6)
     # the E-step's statistics [Q, S, N] of the update, chunked
-    stats, _, _, _ = gmm._e_step(x, 1.0, pairs=False)
+    estep = gmm._e_step(x, 1.0)
     D = gmm.dim
+    stats = torch.cat([estep.sq_sum, estep.sum, estep.count[:, None]], 1)
     nk, means, covs = gaussian._estimate_gaussian_parameters(
         data, resp, 0.0, 'diag')
     count = stats[:, 2 * D].double().numpy()

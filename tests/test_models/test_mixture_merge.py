@@ -73,8 +73,8 @@ def test_merge_adds_the_lighter_statistics_and_restarts_it_far() -> None:
     before = snapshot(gmm)
     x = unit_rows(64, 16, seed=4)
     gen = torch.Generator().manual_seed(0)
-    assert maintenance.merge_close(gmm, x, gen, fit_of(gmm, x),
-                                   PAIR_01)[:2] == (1, 0)
+    assert maintenance.MergeClose(0.1).merge(gmm, x, gen, fit_of(gmm, x),
+                                             PAIR_01)[:2] == (1, 0)
     # the heavier component 0 holds both masses (moment matching) ...
     for name in ('acc_count', 'acc_sum', 'acc_sq_sum'):
         torch.testing.assert_close(gmm.state_dict()[name][0],
@@ -96,8 +96,8 @@ def test_merge_without_room_on_the_batch_uses_a_random_direction() -> None:
     gmm = planted_pair()
     x = gmm.mu[0].expand(16, 16).clone()  # every row on mean 0
     gen = torch.Generator().manual_seed(0)
-    assert maintenance.merge_close(gmm, x, gen, fit_of(gmm, x),
-                                   PAIR_01)[:2] == (1, 0)
+    assert maintenance.MergeClose(0.1).merge(gmm, x, gen, fit_of(gmm, x),
+                                             PAIR_01)[:2] == (1, 0)
     assert float(gmm.mu[1] @ gmm.mu[0]) < 0.9
     assert min_distance(gmm.mu) >= 0.1
 
@@ -283,7 +283,8 @@ def test_every_mean_merging_checked_ends_eps_apart(seed,
     that reports nothing unresolved leaves the sweep block's means and
     every mean it moved at least merge_within from all others, and the
     rows' top-two pairs that far apart (brute force, float64)."""
-    monkeypatch.setattr(maintenance, 'MERGE_ROUNDS', 64)
+    monkeypatch.setattr(
+        maintenance.merge, 'MERGE_ROUNDS', 64)
     gen = torch.Generator().manual_seed(seed)
     K, D = 64, 8
     gmm = OnlineGaussianMixture(K, D, init='uniform', merge_within=0.1,
@@ -298,7 +299,7 @@ def test_every_mean_merging_checked_ends_eps_apart(seed,
     before = gmm.mu.clone()
     fit = fit_of(gmm, x)
     top2 = gmm.log_prob(x).topk(2, dim=1).indices
-    result = maintenance.merge_close(gmm, x, gen, fit, top2)
+    result = maintenance.MergeClose(0.1).merge(gmm, x, gen, fit, top2)
     assert result.merged > 0
     if result.unresolved:
         return  # reported: no guarantee claimed
@@ -351,7 +352,7 @@ def slack_violations(gmm: OnlineGaussianMixture) -> int:
     dist = torch.cdist(mu, mu)
     dist.fill_diagonal_(math.inf)
     slack = gmm.merge_slack.double()
-    room = gmm.merge_within + slack.unsqueeze(1) + slack.unsqueeze(0)
+    room = 0.1 + slack.unsqueeze(1) + slack.unsqueeze(0)
     kept = (slack >= 0).unsqueeze(1) & (slack >= 0).unsqueeze(0)
     return int((kept & (dist < room - 1e-6)).sum())
 
@@ -399,7 +400,7 @@ def test_a_pair_drifting_slowly_together_is_merged_when_it_crosses() -> None:
     plant(gmm, b, start_b, 1.0)
     start = {k: gmm.mu[k].clone() for k in busy}
     assert min_distance(gmm.mu) > 0.15
-    maintenance.nearest_pairs(gmm.mu, torch.arange(K), gmm.merge_gap,
+    maintenance.nearest_pairs(gmm.mu, torch.arange(K), maintenance.gap_of(0.1),
                               gmm.merge_slack)  # every mean checked
     assert all(float(gmm.merge_slack[k]) > 0.1 for k in busy)
 
@@ -449,8 +450,8 @@ def test_every_mean_gets_its_room_within_the_first_k_rows() -> None:
     updates no mean is left without a room (with none, its first move
     would overdraw it), and every two means with slack left keep it."""
     K, D, N = 64, 8, 16
-    gmm = OnlineGaussianMixture(K, D, init='uniform', beta_iters=0,
-                                merge_within=0.1, seed=1)
+    gmm = OnlineGaussianMixture(K, D, init='uniform', beta_iters=0, seed=1,
+                                maintenance=dict(merge_within=0.1))
     x = unit_rows(N, D, seed=3)
     gmm.update(x)
     assert int((gmm.merge_slack == maintenance.UNCHECKED).sum()) <= K - N

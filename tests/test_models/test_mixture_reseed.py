@@ -4,18 +4,18 @@ import re
 import pytest
 import torch
 
-from gmproto_mm.models.mixture import maintenance, online_em
-from gmproto_mm.models.mixture.online_em import (OnlineGaussianMixture,
-                                                 build_mixture)
+from gmproto_mm.models.mixture import maintenance, numerics, online_em
+from gmproto_mm.models.mixture import OnlineGaussianMixture, build_mixture
 
 from .test_online_em import (clustered, far_component_setup, row_fit_of,
+                             switch_on,
                              unit_rows,
                              updates_of_twin_and_resumed)
 
 
 def test_reseed_moves_idle_component_onto_batch_and_it_gets_data() -> None:
     gmm = far_component_setup()  # component 2 pinned at -e0, data near e0
-    gmm.reseed_rate = 1 / 32  # one component per update of 32 rows
+    switch_on(gmm, reseed_rate=1 / 32)  # one component per update of 32 rows
     gmm.acc_count[2] = gmm.prior_count  # never received data since its init
     gen = torch.Generator().manual_seed(1)
     x = clustered(torch.eye(4)[:1], 32, 0.1, gen)
@@ -34,7 +34,7 @@ def test_reseed_keeps_components_that_received_data() -> None:
     """A far component that once had data keeps its statistics bit for bit
     (tail modes), re-seeding or not."""
     gmm = far_component_setup()
-    gmm.reseed_rate = 3 / 32
+    switch_on(gmm, reseed_rate=3 / 32)
     assert gmm.acc_count[2] > gmm.prior_count + 0.5  # it had data once
     kept = gmm.acc_count[2].clone(), gmm.mu[2].clone()
     gen = torch.Generator().manual_seed(1)
@@ -94,7 +94,7 @@ def test_bad_reseed_arguments(kwargs, name: str) -> None:
 
 
 @pytest.mark.parametrize('key, hint', [
-    ('reseed_idle', r'replaced by reseed_rate .*1/32'),
+    ('reseed_idle', r'replaced by maintenance.reseed_rate .*1/32'),
     ('reseed_pick', 'replaced by nothing'),
     ('forgeting', "did you mean 'forgetting'"),
     ('bogus', 'not an option'),
@@ -130,7 +130,7 @@ def test_reseed_picks_rows_where_the_data_is_not_covered() -> None:
         gmm.acc_count.fill_(gmm.prior_count)  # all idle but component 0
         gmm.acc_count[0] += 10.0
         before = gmm.mu.clone()
-        moved = maintenance.reseed_idle(
+        moved = maintenance.ReseedIdle(3 / 128, keep_apart=0.1).reseed(
             gmm, x, torch.Generator().manual_seed(seed),
             row_fit_of(gmm, x)).numel()
         assert 1 <= moved <= 3
@@ -153,12 +153,12 @@ def test_a_restart_takes_the_variance_of_the_components_in_use() -> None:
     gmm.var.copy_(torch.tensor([[1e-3] * 4, [9.0] * 4, [4e-3] * 4,
                                 [9.0] * 4]))
     fit = row_fit_of(gmm, x)
-    gmm._restart(torch.tensor([1]), torch.eye(4)[:1], x, fit)
+    gmm.restart(torch.tensor([1]), torch.eye(4)[:1], x, fit)
     expected = (2.0 * 1e-3 + 4.0 * 4e-3) / 6.0  # masses 2 and 4
     torch.testing.assert_close(gmm.var[1], torch.full((4, ), expected))
     assert float(gmm.acc_count[1]) == gmm.prior_count
     gmm.acc_count.fill_(gmm.prior_count)  # nothing holds data
-    gmm._restart(torch.tensor([3]), torch.full((1, 4), 0.5), x, fit)
+    gmm.restart(torch.tensor([3]), torch.full((1, 4), 0.5), x, fit)
     torch.testing.assert_close(gmm.var[3], x.var(dim=0, correction=0))
 
 
@@ -178,7 +178,7 @@ def one_covered_cluster(num_components: int, uncovered_rows: int,
     gmm.var.fill_(1e-3)
     gmm.acc_count.fill_(gmm.prior_count)
     gmm.acc_count[0] = 30.0
-    gmm._renormalise_weights()
+    gmm.renormalise_weights()
     return gmm, x, row_fit_of(gmm, x)
 
 
@@ -193,8 +193,8 @@ def test_a_restart_on_data_takes_its_rows_at_once(monkeypatch,
     exact), and no block of more rows than a chunk is formed."""
     monkeypatch.setattr(online_em, 'CHUNK_ROWS', chunk_rows)
     blocks = []
-    features = online_em._features
-    monkeypatch.setattr(online_em, '_features',
+    features = numerics.features
+    monkeypatch.setattr(numerics, 'features',
                         lambda x: blocks.append(x.shape[0]) or features(x))
     gen = torch.Generator().manual_seed(0)
     gmm, x, fit = one_covered_cluster(5, 8, gen)
@@ -202,7 +202,7 @@ def test_a_restart_on_data_takes_its_rows_at_once(monkeypatch,
               for k in ('acc_count', 'acc_sum', 'acc_sq_sum')}
     start = x[24].clone()  # a row of the uncovered cluster
     blocks.clear()
-    gmm._restart(torch.tensor([3]), start[None], x, fit)
+    gmm.restart(torch.tensor([3]), start[None], x, fit)
     assert blocks and max(blocks) <= chunk_rows
     assert float(gmm.acc_count[3]) > gmm.prior_count + 0.5  # not idle
     # the reference: the restarted component's log density, the row
@@ -236,7 +236,7 @@ def test_restarted_components_share_each_row_with_the_others() -> None:
     which = torch.tensor([2, 3, 5, 6])
     starts = torch.nn.functional.normalize(
         torch.eye(6)[1] + 0.01 * torch.randn(4, 6, generator=gen), dim=1)
-    gmm._restart(which, starts, x, fit)
+    gmm.restart(which, starts, x, fit)
     taken = gmm.acc_count[which].double() - gmm.prior_count
     assert float(taken.sum()) <= 16.0 + 1e-4  # the 16 rows of the cluster
     assert bool((taken > 0.5).all())  # each became active

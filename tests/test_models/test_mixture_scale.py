@@ -95,7 +95,7 @@ def test_merging_in_a_crowded_bank_checks_a_bounded_number_of_pairs(
     sizes = []
     close_pairs = maintenance.close_pairs
     monkeypatch.setattr(
-        maintenance, 'close_pairs',
+        maintenance.merge, 'close_pairs',
         lambda means, cand, within: sizes.append(cand.shape[0]) or
         close_pairs(means, cand, within))
     gen = torch.Generator().manual_seed(0)

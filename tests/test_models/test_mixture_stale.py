@@ -6,7 +6,7 @@ import torch
 from gmproto_mm.models.mixture import maintenance
 from gmproto_mm.models.mixture.online_em import OnlineGaussianMixture
 
-from .test_online_em import (clustered, far_component_setup,
+from .test_online_em import (clustered, far_component_setup, switch_on,
                               updates_of_twin_and_resumed)
 
 
@@ -17,7 +17,7 @@ def data_near_e0(seed: int) -> torch.Tensor:
 
 def test_stale_component_fades_to_the_prior_count_keeping_its_shape() -> None:
     gmm = far_component_setup()  # component 2 had data once, now far away
-    gmm.stale_decay = 0.02
+    switch_on(gmm, stale_decay=0.02)
     count = float(gmm.acc_count[2])
     assert count > 3 * gmm.prior_count
     mu, var = gmm.mu[2].clone(), gmm.var[2].clone()
@@ -50,7 +50,7 @@ def test_stale_component_becomes_idle_and_is_reseeded() -> None:
     """The point of the option: a component that once had data is re-seeded
     onto the data once its count has faded."""
     gmm = far_component_setup()
-    gmm.reseed_rate, gmm.stale_decay = 1 / 32, 0.3
+    switch_on(gmm, reseed_rate=1 / 32, stale_decay=0.3)
     moved_at = None
     for seed in range(1, 30):
         if gmm.update(data_near_e0(seed))['reseeded'] == 1.0:

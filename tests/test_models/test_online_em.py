@@ -32,11 +32,26 @@ def row_fit_of(gmm: OnlineGaussianMixture, x: torch.Tensor,
     """What the E-step hands the options for batch ``x``: each row's
     maximum of ``beta log p_nk`` (without the 2 pi constant, as the E-step)
     and its softmax normaliser."""
-    from gmproto_mm.models.mixture.online_em import _RowFit
-    log_p = beta * (gmm.log_prob(x) - gmm._log_2pi_term())
+    from gmproto_mm.models.mixture.numerics import log_2pi_term
+    from gmproto_mm.models.mixture.online_em import RowFit
+    log_p = beta * (gmm.log_prob(x) - log_2pi_term(gmm.dim))
     row_max = log_p.amax(dim=1)
-    return _RowFit(row_max, (log_p - row_max[:, None]).exp().sum(dim=1),
+    return RowFit(row_max, (log_p - row_max[:, None]).exp().sum(dim=1),
                    beta)
+
+
+def switch_on(gmm: OnlineGaussianMixture, **maintenance) -> None:
+    """Give ``gmm`` the strategies of ``maintenance=dict(...)`` from now
+    on (as if built with them)."""
+    from gmproto_mm.models.mixture.maintenance import build_maintenance
+    gmm.strategies = build_maintenance(maintenance, noise=gmm.init_noise)
+
+
+def reseed_start_of(gmm: OnlineGaussianMixture):
+    """The resolved ``reseed_start`` of ``gmm``'s re-seeding."""
+    from gmproto_mm.models.mixture import ReseedIdle
+    return next(s.start for s in gmm.strategies
+                if isinstance(s, ReseedIdle))
 
 
 def snapshot(gmm: OnlineGaussianMixture) -> Dict[str, torch.Tensor]:
@@ -607,13 +622,14 @@ def test_schedule_as_a_fraction_of_training() -> None:
     for updates, beta_iters, reseed_start in ((1500, 500, 150),
                                               (6000, 2000, 600)):
         gmm.set_training_length(updates)
-        assert (gmm.beta_iters, gmm.reseed_start) == (beta_iters,
+        assert (gmm.beta_iters, reseed_start_of(gmm)) == (beta_iters,
                                                       reseed_start)
         assert 'over 0.333333 of training = ' in repr(gmm)
         assert gmm._beta_at(beta_iters // 2) == pytest.approx(0.65)
-    fixed = OnlineGaussianMixture(8, 4, beta_iters=500, reseed_start=150)
+    fixed = OnlineGaussianMixture(8, 4, beta_iters=500, reseed_rate=1 / 8,
+                                  reseed_start=150)
     fixed.set_training_length(6000)
-    assert (fixed.beta_iters, fixed.reseed_start) == (500, 150)
+    assert (fixed.beta_iters, reseed_start_of(fixed)) == (500, 150)
     for bad in (1.5, 0.0, -0.1, '0.5', True):
         with pytest.raises(ValueError, match='beta_iters'):
             OnlineGaussianMixture(8, 4, beta_iters=bad)

@@ -28,6 +28,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 import gmproto_mm  # noqa: F401  (registers components)
+from gmproto_mm.models.mixture import ReseedIdle
 from gmproto_mm.analysis.em_cost import measure_em_ratio
 from gmproto_mm.models.utils import attach_em_updater
 from gmproto_mm.testing import random_batch
@@ -86,7 +87,9 @@ def build_step(config: str, device: str,
     banks = attach_em_updater(model, 'benchmark.py', training_updates=1)
     for _, bank in banks:
         bank.gmm.init_samples = 1
-        bank.gmm.reseed_start = 0
+        for strategy in bank.gmm.strategies:
+            if isinstance(strategy, ReseedIdle):
+                strategy.start = 0
 
     def step(batch: dict) -> None:
         model.train_step(batch, optim)

@@ -253,7 +253,8 @@ def em_check(args: argparse.Namespace) -> dict:
     cfg = Config.fromfile(osp.join(ROOT, args.configs['decoupled']))
     num_global = cfg.model.num_global_views
     K, D = cfg.model.head.num_prototypes, cfg.model.head.in_channels
-    options = dict(cfg.model.head.gmm, reseed_start=0)
+    options = dict(cfg.model.head.gmm, maintenance=dict(
+        cfg.model.head.gmm.get('maintenance') or {}, reseed_start=0))
     gpus = 1 if args.tiny else RECIPE_GPUS
     recipe_n = cfg.train_dataloader.batch_size * num_global * gpus
     device = 'cuda' if torch.cuda.is_available() else 'cpu'

@@ -1,15 +1,18 @@
 # The decoupled head (docs/method.md), written once for the decoupled
-# configs, which add their schedule (beta_iters, reseed_start: fractions of
-# the training, resolved by OnlineEMHook) and K.
+# configs, which add their schedule (beta_iters, maintenance.reseed_start:
+# fractions of the training, resolved by OnlineEMHook) and K.
+# ours (docs/method.md): component maintenance, off in the paper's method
+decoupled_maintenance = dict(
+    reseed_rate=1 / 32,   # idle components re-seeded per batch row
+    merge_within=0.1,     # means closer than the paper's eps merge
+    stale_decay=0.04)     # unused components fade, per K rows seen
 decoupled_gmm = dict(
     forgetting=0.01,      # eta: rho_k = (1 - eta) ** N_k
     beta_start=0.3,       # annealed E-step: beta 0.3 -> 1 over beta_iters
     beta_schedule='cosine',
     min_var=1e-4,         # sigma^2 floor
     init='uniform',       # like a joint head's random last layer
-    reseed_rate=1 / 32,   # ours: idle components re-seeded per batch row
-    merge_within=0.1,     # ours: means closer than the paper's eps merge
-    stale_decay=0.04)     # ours: unused components fade, per K rows seen
+    maintenance=decoupled_maintenance)
 # the paper's method alone: our options off
 paper_gmm = dict(forgetting=0.01, beta_start=0.3, beta_schedule='cosine',
                  min_var=1e-4, init='uniform')

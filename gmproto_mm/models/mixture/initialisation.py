@@ -105,7 +105,7 @@ def initial_means(init: str, num_components: int, pool: Tensor, seed: int,
     else:
         idx = sample_indices(data.shape[0], num, gen)
     mu = data[idx]
-    if noise > 0:
+    if noise > 0:  # not with_noise(): its rounding differs (no fused add)
         mu.add_(torch.randn(num, dim, generator=gen),
                 alpha=noise / math.sqrt(dim))
     return normalise_or_random(mu, gen).to(pool.device)
@@ -151,6 +151,17 @@ def kmeans_pp_indices(x: Tensor, k: int, gen: torch.Generator) -> Tensor:
         torch.minimum(dist, distance_to(idx), out=dist)
     extra = torch.randint(n, (k - len(chosen), ), generator=gen)
     return torch.cat([torch.tensor(chosen, dtype=torch.long), extra])
+
+
+def with_noise(mu: Tensor, noise: float, gen: torch.Generator) -> Tensor:
+    """``mu`` ``(R, D)`` plus Gaussian noise of expected norm ``noise``
+    (``noise / sqrt(D)`` per coordinate, drawn with ``gen`` on ``mu``'s
+    device), so that duplicates separate; ``mu`` itself when ``noise`` is
+    0. Used for re-seeded means. ``O(R D)``."""
+    if noise <= 0:
+        return mu
+    return mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (
+        noise / math.sqrt(mu.shape[1]))
 
 
 def normalise_or_random(mu: Tensor,
