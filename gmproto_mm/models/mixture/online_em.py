@@ -194,7 +194,7 @@ class OnlineGaussianMixture(nn.Module):
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
         self.register_buffer('initialized', torch.zeros((), dtype=torch.bool))
         # Per-mean room (a distance; < 0: to be checked) that strategies
-        # keep (merging); 0 after initialisation.
+        # keep (merging); UNCHECKED after initialisation.
         self.register_buffer('merge_slack', torch.zeros(K))
 
     @property
