@@ -6,6 +6,7 @@ import torch
 
 from gmproto_mm.models.mixture import maintenance, numerics, online_em
 from gmproto_mm.models.mixture import OnlineGaussianMixture, build_mixture
+from gmproto_mm.models.mixture.maintenance.restart import restart_components
 
 from .test_online_em import (clustered, far_component_setup, row_fit_of,
                              switch_on,
@@ -153,12 +154,12 @@ def test_a_restart_takes_the_variance_of_the_components_in_use() -> None:
     gmm.var.copy_(torch.tensor([[1e-3] * 4, [9.0] * 4, [4e-3] * 4,
                                 [9.0] * 4]))
     fit = row_fit_of(gmm, x)
-    gmm.restart(torch.tensor([1]), torch.eye(4)[:1], x, fit)
+    restart_components(gmm, torch.tensor([1]), torch.eye(4)[:1], x, fit)
     expected = (2.0 * 1e-3 + 4.0 * 4e-3) / 6.0  # masses 2 and 4
     torch.testing.assert_close(gmm.var[1], torch.full((4, ), expected))
     assert float(gmm.acc_count[1]) == gmm.prior_count
     gmm.acc_count.fill_(gmm.prior_count)  # nothing holds data
-    gmm.restart(torch.tensor([3]), torch.full((1, 4), 0.5), x, fit)
+    restart_components(gmm, torch.tensor([3]), torch.full((1, 4), 0.5), x, fit)
     torch.testing.assert_close(gmm.var[3], x.var(dim=0, correction=0))
 
 
@@ -202,7 +203,7 @@ def test_a_restart_on_data_takes_its_rows_at_once(monkeypatch,
               for k in ('acc_count', 'acc_sum', 'acc_sq_sum')}
     start = x[24].clone()  # a row of the uncovered cluster
     blocks.clear()
-    gmm.restart(torch.tensor([3]), start[None], x, fit)
+    restart_components(gmm, torch.tensor([3]), start[None], x, fit)
     assert blocks and max(blocks) <= chunk_rows
     assert float(gmm.acc_count[3]) > gmm.prior_count + 0.5  # not idle
     # the reference: the restarted component's log density, the row
@@ -236,7 +237,7 @@ def test_restarted_components_share_each_row_with_the_others() -> None:
     which = torch.tensor([2, 3, 5, 6])
     starts = torch.nn.functional.normalize(
         torch.eye(6)[1] + 0.01 * torch.randn(4, 6, generator=gen), dim=1)
-    gmm.restart(which, starts, x, fit)
+    restart_components(gmm, which, starts, x, fit)
     taken = gmm.acc_count[which].double() - gmm.prior_count
     assert float(taken.sum()) <= 16.0 + 1e-4  # the 16 rows of the cluster
     assert bool((taken > 0.5).all())  # each became active

@@ -26,8 +26,8 @@ from . import numerics as nm
 from .initialisation import check_init_cost, initial_means, uniform_means
 from .maintenance import (MAINTENANCE_DEFAULTS, UNCHECKED, UpdateStep,
                           build_maintenance)
-from .options import (check_int, check_number, check_schedule, describe,
-                      updates_of)
+from .options import (check_int, check_number, check_rows, check_schedule,
+                      describe, flat_maintenance, updates_of)
 
 #: An update's rows are processed in chunks of at most this many rows ...
 CHUNK_ROWS = 1024
@@ -179,7 +179,8 @@ class OnlineGaussianMixture(nn.Module):
         self.init, self.init_noise = init, float(init_noise)
         self.prior_count, self.seed = float(prior_count), seed
         self.strategies = build_maintenance(
-            dict(maintenance or {}, **_grouped(flat)), noise=init_noise)
+            dict(maintenance or {},
+                 **flat_maintenance(flat, MAINTENANCE_DEFAULTS)), noise=init_noise)
         self._init_pool = []  # rows awaiting initialisation
         self._warned_identical = False
         self._scratch: Dict[str, Tensor] = {}  # not state: see the docstring
@@ -356,7 +357,7 @@ class OnlineGaussianMixture(nn.Module):
         top2 = top2 and K >= 2
         best2, fit = [], []
         resp_max, log_lik = x.new_zeros(()), x.new_zeros(())
-        for rows, feats in self._feature_chunks(x):
+        for rows, feats in self.feature_chunks(x):
             resp = self._work('resp', feats.shape[0], K)
             # beta * log p (up to a constant) in one matmul, beta as alpha
             torch.addmm(resp.new_zeros(()), feats, weights.T, beta=0.0,
@@ -442,67 +443,6 @@ class OnlineGaussianMixture(nn.Module):
             acc[keep] += acc[drop]
         self.refit(keep)
 
-    def restart(self, which: Tensor, mu: Tensor, x: Tensor,
-                fit: RowFit) -> None:
-        """Components ``which`` start afresh at unit-norm means ``mu``
-        ``(R, D)``, with the variance of a typical component in use (the
-        variances weighted by the data mass each holds, its count above
-        the prior; the batch variance while none holds data) and the prior
-        statistics; then each takes the rows of batch ``x`` it would have
-        got in this update's E-step (:meth:`_absorb_rows`), so one that
-        starts where data is becomes active at once. With the batch
-        variance a restarted component would lose even its own rows to a
-        narrower one far away (in D dimensions the log-determinant
-        outweighs the distance). ``O(K D + N R D)``."""
-        if which.numel() == 0:
-            return
-        mass = (self.acc_count - self.prior_count).clamp_min_(0.0)
-        total = mass.sum()
-        if bool(total > 0):
-            var = (mass @ self.var).div_(total).clamp_min_(self.min_var)
-        elif x.shape[0] > 1:
-            var = x.var(dim=0, correction=0).clamp_min_(self.min_var)
-        else:
-            var = self.var[which].mean(dim=0)
-        self.mu[which] = mu
-        self.var[which] = var.expand(which.numel(), self.dim)
-        self.acc_count[which] = self.prior_count
-        self.acc_sum[which] = mu * self.prior_count
-        self.acc_sq_sum[which] = (self.var[which] + mu * mu) * \
-            self.prior_count
-        self.renormalise_weights()
-        self._absorb_rows(which, x, fit)
-
-    def _absorb_rows(self, which: Tensor, x: Tensor, fit: RowFit) -> None:
-        """Add to ``which`` the statistics of the rows they would take in
-        this update's E-step: ``r_nj = e_nj / (Z_n + sum_i e_ni)`` (``i``
-        over ``which``), ``e_nj = exp(beta log p_nj - m_n)``, with row
-        ``n``'s maximum ``m_n`` and normaliser ``Z_n`` from the E-step (the
-        other components' responsibilities are not revisited). Floored as
-        the E-step. ``O(N R D)`` over the E-step's row chunks."""
-        var, mu = self.var[which], self.mu[which]
-        # the E-step's weights for these components, in a form that rounds
-        # differently from log_density_weights (kept for bit identity)
-        weights = torch.cat([
-            -0.5 / var, mu / var,
-            (self.pi[which].log() - 0.5 * (var.log().sum(dim=1) + (
-                mu * mu / var).sum(dim=1))).unsqueeze(1)], dim=1)
-        stats = x.new_zeros(which.numel(), 2 * self.dim + 1)  # [Q, S, N]
-        for rows, feats in self._feature_chunks(x):
-            shifted = torch.addmm(-fit.row_max[rows].unsqueeze(1), feats,
-                                  weights.T, alpha=fit.beta)
-            # log(Z_n + sum_j e_nj): one softmax over all components
-            log_norm = torch.logaddexp(fit.row_sum[rows].log(),
-                                       torch.logsumexp(shifted, dim=1))
-            resp = nm.floored_exp_(shifted.sub_(log_norm.unsqueeze(1)))
-            stats.addmm_(resp.T, feats)
-        D = self.dim
-        self.acc_sq_sum[which] += stats[:, :D]
-        self.acc_sum[which] += stats[:, D:2 * D]
-        self.acc_count[which] += stats[:, 2 * D]
-        self.refit(which)
-        self.renormalise_weights()
-
     def renormalise_weights(self) -> None:
         """``pi = acc_count / sum(acc_count)``. ``O(K)``."""
         torch.div(self.acc_count, self.acc_count.sum(), out=self.pi)
@@ -539,34 +479,9 @@ class OnlineGaussianMixture(nn.Module):
 
     # -------------------------------------------------------------- helpers
     def _prepare(self, x: Tensor) -> Tensor:
-        """Validate ``x``; return it as unit-norm fp32 rows on our device."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f'x must be a Tensor, got {type(x).__name__}')
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f'x must have shape (N, {self.dim}) = (N, dim), '
-                             f'got {tuple(x.shape)}')
-        if x.shape[0] == 0:
-            raise ValueError(
-                f'x is empty (shape {tuple(x.shape)}); need N >= 1 rows')
-        if x.is_complex():
-            raise ValueError(f'x must be real, got dtype {x.dtype}')
-        x = x.detach().to(device=self.mu.device, dtype=nm.F32)
-        # One reduction in the common case; count only if the sum is bad.
-        if not bool(torch.isfinite(x.sum())):
-            bad = int((~torch.isfinite(x)).sum())
-            if bad:
-                raise ValueError(
-                    f'x of shape {tuple(x.shape)} contains {bad} non-finite '
-                    'values (NaN/Inf); the GMM state was not changed')
-        norm = torch.linalg.vector_norm(x, dim=1)
-        if not bool((norm > 0).all()):
-            zero = torch.nonzero(norm == 0).squeeze(1)
-            raise ValueError(
-                f'x has {zero.numel()} all-zero rows (first: '
-                f'{zero[:5].tolist()}): a zero embedding has no direction '
-                'on the sphere. Check what feeds the mixture (a dead '
-                'projection head, rows padded with zeros); the GMM state '
-                'was not changed')
+        """``x`` checked (:func:`.options.check_rows`) as unit-norm fp32
+        rows on the state's device; warns once when all rows are equal."""
+        x = check_rows(x, self.dim, self.mu.device)
         if x.shape[0] > 1 and not self._warned_identical and \
                 bool((x == x[:1]).all()):
             self._warned_identical = True
@@ -575,7 +490,7 @@ class OnlineGaussianMixture(nn.Module):
                 'identical: the embeddings have likely collapsed to a '
                 'constant (or one image is repeated); EM learns nothing '
                 'from such a batch', stacklevel=3)
-        return x / norm.unsqueeze(1)
+        return x
 
     def _work(self, name: str, *shape: int) -> Tensor:
         """Scratch ``name`` of at least ``shape`` on the state's device
@@ -587,7 +502,7 @@ class OnlineGaussianMixture(nn.Module):
             self._scratch[name] = buf
         return buf[:numel].view(*shape)
 
-    def _feature_chunks(self, x: Tensor) -> Iterator[Tuple[slice, Tensor]]:
+    def feature_chunks(self, x: Tensor) -> Iterator[Tuple[slice, Tensor]]:
         """``(rows, features(x[rows]))`` per chunk of at most ``CHUNK_ROWS``
         rows and ``CHUNK_BYTES`` of ``(rows, K)`` fp32, in order."""
         chunk = max(1, min(CHUNK_ROWS, CHUNK_BYTES // (4 * self.num_components)))
@@ -615,16 +530,3 @@ class OnlineGaussianMixture(nn.Module):
         self.merge_slack.fill_(UNCHECKED)  # new means: no room known yet
         self.initialized.fill_(True)
 
-
-def _grouped(flat: dict) -> dict:
-    """Flat maintenance keys (``reseed_rate=...``) as the group's, with a
-    ``FutureWarning`` naming the new key; other keys raise ``TypeError``
-    as an unknown keyword does."""
-    for key in flat:
-        if key not in MAINTENANCE_DEFAULTS:
-            raise TypeError('OnlineGaussianMixture got an unexpected '
-                            f'keyword argument {key!r}')
-        warnings.warn(
-            f'OnlineGaussianMixture({key}=...) is deprecated: give '
-            f'maintenance=dict({key}=...)', FutureWarning, stacklevel=3)
-    return flat

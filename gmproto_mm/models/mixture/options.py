@@ -1,10 +1,14 @@
-"""Checks of the mixture's options, written once for the core and the
-strategies: numbers in intervals, schedule points, and config keys (an
+"""Checks of the mixture's options and inputs, written once for the core
+and the strategies: numbers in intervals, schedule points, config keys (an
 unknown key names the config path, the closest accepted key and all of
-them; a renamed one says what replaced it)."""
+them; a renamed one says what replaced it) and the batches given to it."""
 import difflib
 import math
+import warnings
 from typing import Dict, Iterable, Optional, Union
+
+import torch
+from torch import Tensor
 
 
 def check_int(name: str, value: int, minimum: Optional[int]) -> None:
@@ -84,3 +88,52 @@ def check_keys(options: Iterable[str], accepted: Iterable[str], what: str,
                 f'it is not an option of the {what}'
         raise ValueError(f'{where}: unknown {what} option {key!r} ({hint}). '
                          f'Accepted: {", ".join(accepted)}')
+
+
+def flat_maintenance(flat: dict, accepted: Iterable[str]) -> dict:
+    """Maintenance keys given flat (``reseed_rate=...``) as the group's,
+    each with a ``FutureWarning`` naming the grouped key; other keys raise
+    ``TypeError`` as an unknown keyword does."""
+    for key in flat:
+        if key not in accepted:
+            raise TypeError('OnlineGaussianMixture got an unexpected '
+                            f'keyword argument {key!r}')
+        warnings.warn(
+            f'OnlineGaussianMixture({key}=...) is deprecated: give '
+            f'maintenance=dict({key}=...)', FutureWarning, stacklevel=3)
+    return flat
+
+
+def check_rows(x: Tensor, dim: int, device: torch.device) -> Tensor:
+    """A batch ``(N, dim)`` for the mixture, checked before any state
+    changes (a tensor, the shape, ``N >= 1``, real, finite, no all-zero
+    row: each error names the cause), as unit-norm fp32 rows on
+    ``device``. ``O(N D)``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f'x must be a Tensor, got {type(x).__name__}')
+    if x.dim() != 2 or x.shape[1] != dim:
+        raise ValueError(f'x must have shape (N, {dim}) = (N, dim), '
+                         f'got {tuple(x.shape)}')
+    if x.shape[0] == 0:
+        raise ValueError(
+            f'x is empty (shape {tuple(x.shape)}); need N >= 1 rows')
+    if x.is_complex():
+        raise ValueError(f'x must be real, got dtype {x.dtype}')
+    x = x.detach().to(device=device, dtype=torch.float32)
+    # One reduction in the common case; count only if the sum is bad.
+    if not bool(torch.isfinite(x.sum())):
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(
+                f'x of shape {tuple(x.shape)} contains {bad} non-finite '
+                'values (NaN/Inf); the GMM state was not changed')
+    norm = torch.linalg.vector_norm(x, dim=1)
+    if not bool((norm > 0).all()):
+        zero = torch.nonzero(norm == 0).squeeze(1)
+        raise ValueError(
+            f'x has {zero.numel()} all-zero rows (first: '
+            f'{zero[:5].tolist()}): a zero embedding has no direction '
+            'on the sphere. Check what feeds the mixture (a dead '
+            'projection head, rows padded with zeros); the GMM state '
+            'was not changed')
+    return x / norm.unsqueeze(1)

@@ -59,6 +59,7 @@ from ..initialisation import normalise_or_random
 from ..options import check_number
 from .base import MIXTURE_STRATEGIES, UNCHECKED, MixtureStrategy, UpdateStep
 from .reseed import BLOCK, gap_of, idle_components, pick_far_rows
+from .restart import restart_components
 
 #: Means compared with all ``K`` per update, as a fraction of the batch
 #: rows (the sweep block is ``ceil(N / SWEEP_DIVISOR)`` means).
@@ -193,7 +194,8 @@ class MergeClose(MixtureStrategy):
                 torch.randn(drop.numel() - rows.numel(), mu.shape[1],
                             generator=gen, device=x.device)
             ])
-            gmm.restart(drop, normalise_or_random(restart, gen), x, fit)
+            restart_components(gmm, drop, normalise_or_random(restart, gen),
+                               x, fit)
             slack[keep], slack[drop] = MOVED, MOVED
             total += drop.numel()
             # the merged means moved; the other ends of close pairs left

@@ -18,6 +18,7 @@ from torch import Tensor
 from ..initialisation import normalise_or_random, with_noise
 from ..options import check_number, check_schedule, describe, updates_of
 from .base import MIXTURE_STRATEGIES, MixtureStrategy, UpdateStep
+from .restart import restart_components
 
 #: A component is idle while its count exceeds the prior count by less than
 #: this many rows of responsibility mass (exact equality would be fragile:
@@ -170,7 +171,8 @@ class ReseedIdle(MixtureStrategy):
             return none
         which = idle[order[:rows.numel()]]
         mu = with_noise(x[rows], self.noise, gen)
-        gmm.restart(which, normalise_or_random(mu, gen), x, fit)
+        restart_components(gmm, which, normalise_or_random(mu, gen), x,
+                           fit)
         return which
 
     def __repr__(self) -> str:
