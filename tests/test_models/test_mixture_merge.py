@@ -454,8 +454,20 @@ def test_every_mean_gets_its_room_within_the_first_k_rows() -> None:
                                 maintenance=dict(merge_within=0.1))
     x = unit_rows(N, D, seed=3)
     gmm.update(x)
-    assert int((gmm.merge_slack == maintenance.UNCHECKED).sum()) <= K - N
+    assert int((gmm.merge_slack <= maintenance.UNCHECKED).sum()) <= K - N
     for _ in range(K // N - 1):
         gmm.update(x)
-    assert not bool((gmm.merge_slack == maintenance.UNCHECKED).any())
+    assert not bool((gmm.merge_slack <= maintenance.UNCHECKED).any())
     assert slack_violations(gmm) == 0
+
+
+def test_never_checked_means_that_moved_farthest_come_first() -> None:
+    """A never-checked mean's slack starts at UNCHECKED and loses its moves
+    like any other: ``never_checked`` takes the farthest moved first, and
+    ``overdrawn`` only means checked before (slack in (UNCHECKED, 0))."""
+    u = maintenance.UNCHECKED
+    slack = torch.tensor([u, u - 0.5, -1.0, u - 0.2, 0.3, u - 2.0, -0.1])
+    assert maintenance.never_checked(slack, 2).tolist() == [5, 1]
+    assert maintenance.never_checked(slack, 10).tolist() == [5, 1, 3, 0]
+    assert maintenance.overdrawn(slack, 10).tolist() == [2, 6]
+    assert maintenance.overdrawn(slack, 1).tolist() == [2]

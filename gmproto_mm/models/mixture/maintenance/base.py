@@ -22,7 +22,6 @@ A strategy changes the mixture only through the core's public methods
 :mod:`.restart` restarts components with them) and its public state
 (``mu``, ``acc_count``, ``merge_slack``...).
 """
-import math
 from typing import Dict, List, Optional
 
 import torch
@@ -33,7 +32,11 @@ from torch import Tensor
 MIXTURE_STRATEGIES = Registry('mixture strategy')
 #: The mixture's ``merge_slack`` of a mean no check has given a room yet (a
 #: new mean, or every mean of a checkpoint saved before the slack existed).
-UNCHECKED = -math.inf
+#: The M-steps take its moves from it like from any slack, so a slack at or
+#: below this value marks a mean never checked, the lower the farther it
+#: moved since it started (a checked mean overdrawn by more than 4, farther
+#: than across the sphere twice, counts with them).
+UNCHECKED = -4.0
 
 
 class UpdateStep:

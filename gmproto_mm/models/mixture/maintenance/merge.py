@@ -32,9 +32,12 @@ checked beside it, and leaves the others theirs); each M-step takes from
 it the distance the mean moved, so by the triangle inequality no pair of
 means with slack left can have come within ``merge_within``. A new mean
 has no room yet (:data:`UNCHECKED`): each update checks up to ``N`` of
-those, so every mean has its room once ``K`` rows were seen (with no room,
-its first move would overdraw it; at ``K = 65,536`` with 128 rows per
-update, 21,000-32,000 means once ended training overdrawn that way). A
+those, the ones that moved farthest since they started first, so every
+mean has its room once ``K`` rows were seen (with no room, its first move
+would overdraw it; at ``K = 65,536`` with 128 rows per update,
+21,000-32,000 means once ended training overdrawn that way; checked in
+index order instead, means that moved before their turn came within 0.1
+of each other while the annealed E-step still moved many). A
 mean whose slack ran out (``s < 0``: it moved more than its room or was
 moved by a merge or restart) is overdrawn; each update checks the
 ``ceil(N / 8)`` most overdrawn, besides the rows' top-two pairs, the
@@ -124,8 +127,8 @@ class MergeClose(MixtureStrategy):
 
         First takes from each mean's slack (the mixture's ``merge_slack``) the distance
         it moved in the M-step (``shift``). Round 1 checks up to ``N``
-        means never checked (:func:`never_checked`: until ``K`` rows were
-        seen), the rows' two most likely components (``top2``, from the E-step), and each mean of this
+        means never checked (:func:`never_checked`: the farthest moved,
+        until ``K`` rows were seen), the rows' two most likely components (``top2``, from the E-step), and each mean of this
         update's sweep block, of ``moved`` (this update's re-seeds) and of the
         ``ceil(N / 8)`` most overdrawn means (:func:`overdrawn`) against its
         nearest other mean (:func:`nearest_pairs`, which also gives each mean
@@ -212,16 +215,18 @@ class MergeClose(MixtureStrategy):
 def overdrawn(slack: Tensor, count: int) -> Tensor:
     """Indices of the (at most) ``count`` means whose slack ``(K,)`` is
     lowest, among those below 0 (moved more than their room) and checked
-    before (not :data:`UNCHECKED`). ``O(K)``."""
-    debt = torch.where(slack == UNCHECKED, 0.0, slack.neg())
+    before (above :data:`UNCHECKED`). ``O(K)``."""
+    debt = torch.where(slack <= UNCHECKED, 0.0, slack.neg())
     top = torch.topk(debt, min(count, slack.numel()))
     return top.indices[top.values > 0]
 
 
 def never_checked(slack: Tensor, count: int) -> Tensor:
-    """Indices of the (at most) ``count`` means never checked
-    (:data:`UNCHECKED`), the lowest first. ``O(K)``."""
-    return torch.nonzero(slack == UNCHECKED).squeeze(1)[:count]
+    """Indices of the (at most) ``count`` means never checked (slack at
+    or below :data:`UNCHECKED`), those that moved farthest since they
+    started first. ``O(K)``."""
+    top = torch.topk(slack.neg(), min(count, slack.numel()))
+    return top.indices[top.values >= -UNCHECKED]
 
 
 def sweep_block(update: int, num_components: int, rows: int) -> Tensor:
