@@ -10,7 +10,9 @@ as JSON (``--out``, default ``work_dirs/benchmark_em.json``):
   the median update / matmul ratio and the update's peak memory for the
   paper's method (class defaults: ``init='sample'`` after pooling K rows)
   and for the decoupled configs' method (``configs/_base_/models/decoupled_gmm.py``:
-  uniform means, re-seeding from the first update, merging, stale decay);
+  uniform means, re-seeding from the first update, merging, stale decay)
+  after the first K rows, and for the latter also within them (while
+  merging gives new means their room: N more means checked per update);
 * iBOT's patch bank (K = 8,192, ~60,000 rows from 8 GPUs) with the options;
 * the first EM step after pooling (class defaults) at K = 16,384 and 65,536:
   its time and peak memory;
@@ -110,6 +112,11 @@ def main() -> None:
                   f'{run["first_update_s"]:.2f} s; re-seeded '
                   f'{run["reseeded"]:.0f}, merged {run["merged"]:.0f})',
                   flush=True)
+            if 'first_rows_ratio' in run:
+                print(f'    within the first K rows (the first '
+                      f'{run["first_rows_updates"]} updates): update '
+                      f'{run["first_rows_update_s"]:.3f} s ratio '
+                      f'{run["first_rows_ratio"]:.2f}', flush=True)
     result['runs'] = runs
     result['crowded'] = []
     for n in ([] if args.no_crowded else args.batches):
