@@ -426,7 +426,7 @@ def test_a_pair_drifting_slowly_together_is_merged_when_it_crosses() -> None:
 
 
 def test_a_checkpoint_without_merge_slack_loads_with_no_mean_checked() -> None:
-    """State saved before the slack existed (0.3.0) loads strictly, every
+    """State saved before the slack existed (0.2.0) loads strictly, every
     mean unchecked, and the checkpoint check does not call it a misfit."""
     from gmproto_mm.engine.checkpoint_check import checkpoint_mismatches
     gmm = planted_pair()
