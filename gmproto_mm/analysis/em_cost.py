@@ -134,9 +134,10 @@ def measure_em_ratio(num_components: int = 65536,
         beyond the scratch),
         ``first_update_s`` (the update that initialised), ``reseeded`` and
         ``merged`` (totals over the timed updates), the sizes, and with
-        merging on ``first_rows_update_s`` / ``first_rows_ratio`` (timed in
-        the first ``K`` rows) and ``first_rows_updates`` (updates until
-        every mean had its room).
+        merging on ``first_rows_update_s`` / ``first_rows_ratio`` /
+        ``first_rows_reseeded`` / ``first_rows_merged`` (timed in the first
+        ``K`` rows) and ``first_rows_updates`` (updates until every mean
+        had its room).
     """
     dev = torch.device(device)
     gmm = OnlineGaussianMixture(num_components, dim, **(options or {}))
@@ -146,7 +147,7 @@ def measure_em_ratio(num_components: int = 65536,
     merging = any(isinstance(strategy, maintenance.MergeClose)
                   for strategy in gmm.strategies)
     settle = -(-num_components // batch) if merging else 0
-    total = pool_updates + 2 + settle + 2 * repeats
+    total = pool_updates + 2 + 2 * settle + 2 * repeats  # with a margin
     gmm.set_training_length(total)  # a config's gmm
     stream = _stream(num_components, dim, batch, total)
     first = None
@@ -159,10 +160,12 @@ def measure_em_ratio(num_components: int = 65536,
         gmm.update(x)
         x @ gmm.means.T
     out = {}
-    if settle:
+    if merging and bool((gmm.merge_slack <= maintenance.UNCHECKED).any()):
         early = _time_updates(gmm, stream, repeats, dev)
         out.update(first_rows_update_s=early['update_s'],
-                   first_rows_ratio=early['ratio'])
+                   first_rows_ratio=early['ratio'],
+                   first_rows_reseeded=early['reseeded'],
+                   first_rows_merged=early['merged'])
         settled = 2 + repeats  # updates since the first
         while bool((gmm.merge_slack <= maintenance.UNCHECKED).any()):
             gmm.update(next(stream).to(dev))
