@@ -160,20 +160,25 @@ def measure_em_ratio(num_components: int = 65536,
         gmm.update(x)
         x @ gmm.means.T
     out = {}
-    if merging and bool((gmm.merge_slack <= maintenance.UNCHECKED).any()):
+    if merging and _means_unchecked(gmm):
         early = _time_updates(gmm, stream, repeats, dev)
         out.update(first_rows_update_s=early['update_s'],
                    first_rows_ratio=early['ratio'],
                    first_rows_reseeded=early['reseeded'],
                    first_rows_merged=early['merged'])
         settled = 2 + repeats  # updates since the first
-        while bool((gmm.merge_slack <= maintenance.UNCHECKED).any()):
+        while _means_unchecked(gmm):
             gmm.update(next(stream).to(dev))
             settled += 1
         out['first_rows_updates'] = settled
     out.update(_time_updates(gmm, stream, repeats, dev))
     return dict(num_components=num_components, dim=dim, batch=batch,
                 scratch_mb=scratch_mb(gmm), first_update_s=first, **out)
+
+
+def _means_unchecked(gmm: OnlineGaussianMixture) -> bool:
+    """Whether merging still has means to give their first room."""
+    return maintenance.never_checked(gmm.merge_slack, 1).numel() > 0
 
 
 def _time_updates(gmm: OnlineGaussianMixture, stream: Iterator[torch.Tensor],
@@ -247,7 +252,7 @@ def crowded_bank_update(num_components: int = 65536, dim: int = 256,
     gmm = OnlineGaussianMixture(num_components, dim,
                                 **DEFAULT_OPTIONS).to(dev)
     gmm.update(near_directions(axes, batch, spread, gen).to(dev))
-    while bool((gmm.merge_slack <= maintenance.UNCHECKED).any()):
+    while _means_unchecked(gmm):
         gmm.update(near_directions(axes, batch, spread, gen).to(dev))
     x = near_directions(axes, batch, spread, gen).to(dev)
     normal_s, normal_peak = peak_rise_mb(lambda: gmm.update(x), dev)

@@ -28,8 +28,8 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 import gmproto_mm  # noqa: F401  (registers components)
-from gmproto_mm.models.mixture import ReseedIdle
 from gmproto_mm.analysis.em_cost import measure_em_ratio
+from gmproto_mm.models.mixture import ReseedIdle
 from gmproto_mm.models.utils import attach_em_updater
 from gmproto_mm.testing import random_batch
 

@@ -406,23 +406,19 @@ class OnlineGaussianMixture(nn.Module):
     def _m_step(self, shift: bool = False) -> Optional[Tensor]:
         """Weights, variances and unit-norm means of every component from
         the statistics; with ``shift``, returns how far each mean moved
-        (Euclidean, ``(K,)``, in blocks of 8,192 rows). ``O(K D)``."""
-        old = self.mu.clone() if shift else None
-        self.refit(slice(None))
+        (Euclidean, ``(K,)``). ``O(K D)``."""
+        moved = self.refit(slice(None), shift=shift)
         self.renormalise_weights()
-        if not shift:
-            return None
-        return torch.cat([
-            torch.linalg.vector_norm(self.mu[s:s + 8192] - old[s:s + 8192],
-                                     dim=1)
-            for s in range(0, self.num_components, 8192)
-        ])
+        return moved
 
     # ------------------------------------------- public: for the strategies
-    def refit(self, which: Union[slice, Tensor]) -> None:
+    def refit(self, which: Union[slice, Tensor],
+              shift: bool = False) -> Optional[Tensor]:
         """Means and variances of components ``which`` (all for
         ``slice(None)``, through the scratch) from their statistics;
-        weights are left to the caller. ``O(|which| D)``."""
+        weights are left to the caller. With ``shift``, returns how far each
+        mean moved (Euclidean, ``(R,)``, in blocks of 8,192 rows: no ``(K,
+        D)`` copy of the old means). ``O(|which| D)``."""
         full = isinstance(which, slice)
         safe = self.acc_count[which].clamp_min(nm.TINY).unsqueeze(1)
         mean = torch.div(self.acc_sum[which], safe, out=self._work(
@@ -433,7 +429,15 @@ class OnlineGaussianMixture(nn.Module):
             var.addcmul_(mean, mean, value=-1.0).clamp_(min=self.min_var)
         else:
             self.var[which] = (var - mean * mean).clamp_(min=self.min_var)
-        self.mu[which] = nm.normalise_means_(mean, self.mu[which])
+        old = self.mu[which]  # a view for slice(None): read before writing
+        mean = nm.normalise_means_(mean, old)
+        moved = torch.cat([
+            torch.linalg.vector_norm(mean[s:s + 8192] - old[s:s + 8192],
+                                     dim=1)
+            for s in range(0, mean.shape[0], 8192)
+        ]) if shift else None
+        self.mu[which] = mean
+        return moved
 
     def absorb_into(self, keep: Tensor, drop: Tensor) -> None:
         """Add the statistics of components ``drop`` to those of ``keep``

@@ -114,9 +114,10 @@ class ReseedIdle(MixtureStrategy):
     """Move idle components onto the batch rows the mixture explains worst.
 
     From update ``start`` on, up to ``ceil(rate * N)`` idle components
-    (:func:`idle_components`), drawn at random, restart (the mixture's
-    ``restart``: the typical variance of the components in use, the prior
-    statistics and the rows of this batch they would take) on rows picked
+    (:func:`idle_components`), drawn at random, restart
+    (:func:`.restart.restart_components`: the typical variance of the
+    components in use, the prior statistics and the rows of this batch they
+    would take) on rows picked
     by :func:`pick_far_rows`, plus ``noise``. Components that once
     received data keep their statistics (tail modes) until they are idle
     again. Logs ``reseeded``.
