@@ -209,7 +209,7 @@ def _time_updates(gmm: OnlineGaussianMixture, stream: Iterator[torch.Tensor],
 
 def scratch_mb(gmm: OnlineGaussianMixture) -> float:
     """MB of the mixture's scratch tensors (not state, not buffers)."""
-    return gmm.scratch_bytes / 2**20
+    return gmm.scratch.nbytes / 2**20
 
 
 def scale_test(num_components: int = 65536, dim: int = 256,

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gmproto_mm.models.mixture.online_em import OnlineGaussianMixture
+from gmproto_mm.models.mixture.initialisation import initialise
 
 STATE_KEYS = ('pi', 'mu', 'var', 'acc_count', 'acc_sum', 'acc_sq_sum',
               'num_updates', 'initialized', 'merge_slack')
@@ -192,7 +193,7 @@ def test_first_update_initialises_then_steps() -> None:
     gmm.update(x)
     assert gmm.initialized and gmm.num_updates.item() == 1
     # Redo the initialisation alone and apply the reference step to it.
-    fresh._initialise(fresh._prepare(x))
+    initialise(fresh, fresh._prepare(x))
     state = fresh.state_dict()
     torch.testing.assert_close(state['acc_count'], torch.full((5, ), 2.0))
     torch.testing.assert_close(state['acc_sum'], 2.0 * state['mu'])
@@ -390,7 +391,7 @@ def test_kmeans_pp_covers_all_clusters_and_single_sample() -> None:
                                 init_noise=0.0,
                                 beta_start=1.0,
                                 beta_iters=0)
-    gmm._initialise(gmm._prepare(x))
+    initialise(gmm, gmm._prepare(x))
     assert ((centres @ gmm.means.T).max(dim=1).values > 0.99).all()
     single = OnlineGaussianMixture(3, 12, init_samples=1)
     single.update(x[:1])  # N = 1: zero data variance, clamped

@@ -1,9 +1,10 @@
-"""Where the mixture's means start: the initialisers the EM core calls once.
+"""Where the mixture's means start: :func:`initialise`, which the EM core
+calls once, on the rows it pooled.
 
-Each initialiser returns ``K`` unit-norm means ``(K, D)``; the core then sets
-the variances from the data, uniform weights and the prior statistics. They
-are deterministic for a given seed (a CPU generator), so every rank of a
-distributed run starts from the same means without a broadcast.
+Each initialiser gives ``K`` unit-norm means ``(K, D)``; :func:`initialise`
+adds the variances from the data, uniform weights and the prior statistics.
+They are deterministic for a given seed (a CPU generator), so every rank of
+a distributed run starts from the same means without a broadcast.
 
 =============  ==========================================  ===============
 ``init``       means                                       cost
@@ -25,6 +26,8 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+
+from . import numerics as nm
 
 INITS = ('sample', 'uniform', 'kmeans++')
 #: Largest ``K * P * D`` for which ``init='kmeans++'`` is accepted (about a
@@ -73,6 +76,21 @@ def uniform_means(num_components: int, dim: int, seed: int) -> Tensor:
     return torch.nn.functional.normalize(mu, dim=1)
 
 
+def initialise(gmm, pool: Tensor) -> None:
+    """Start every component of the mixture ``gmm`` from ``pool`` ``(P,
+    D)`` (unit-norm rows): means from :func:`initial_means`, the pool's
+    per-dimension variance (at least ``min_var``; ``min_var`` for one row),
+    uniform weights and the prior statistics (``gmm.start_components``).
+    ``O(K D + P D)`` (k-means++: ``O(K P D)``)."""
+    K, D = gmm.num_components, gmm.dim
+    mu = initial_means(gmm.init, K, pool, gmm.seed, gmm.init_noise,
+                       gmm.init_samples)
+    var = pool.var(dim=0, correction=0).clamp_min_(gmm.min_var) \
+        if pool.shape[0] > 1 else pool.new_full((D, ), gmm.min_var)
+    gmm.start_components(slice(None), mu, var.expand(K, D))
+    gmm.pi.fill_(1.0 / K)
+
+
 def initial_means(init: str, num_components: int, pool: Tensor, seed: int,
                   noise: float, init_samples: int) -> Tensor:
     """The ``(K, D)`` unit-norm means ``init`` puts on ``pool``.
@@ -104,11 +122,8 @@ def initial_means(init: str, num_components: int, pool: Tensor, seed: int,
         idx = kmeans_pp_indices(data, num, gen)
     else:
         idx = sample_indices(data.shape[0], num, gen)
-    mu = data[idx]
-    if noise > 0:  # not with_noise(): its rounding differs (no fused add)
-        mu.add_(torch.randn(num, dim, generator=gen),
-                alpha=noise / math.sqrt(dim))
-    return normalise_or_random(mu, gen).to(pool.device)
+    return normalise_or_random(with_noise(data[idx], noise, gen),
+                               gen).to(pool.device)
 
 
 def sample_indices(n: int, k: int, gen: torch.Generator) -> Tensor:
@@ -157,7 +172,7 @@ def with_noise(mu: Tensor, noise: float, gen: torch.Generator) -> Tensor:
     """``mu`` ``(R, D)`` plus Gaussian noise of expected norm ``noise``
     (``noise / sqrt(D)`` per coordinate, drawn with ``gen`` on ``mu``'s
     device), so that duplicates separate; ``mu`` itself when ``noise`` is
-    0. Used for re-seeded means. ``O(R D)``."""
+    0. ``O(R D)``."""
     if noise <= 0:
         return mu
     return mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (
@@ -166,12 +181,8 @@ def with_noise(mu: Tensor, noise: float, gen: torch.Generator) -> Tensor:
 
 def normalise_or_random(mu: Tensor,
                         gen: Optional[torch.Generator]) -> Tensor:
-    """L2-normalise rows; rows of (near) zero norm get a random direction
-    drawn with ``gen`` (on ``mu``'s device)."""
-    norm = torch.linalg.vector_norm(mu, dim=1, keepdim=True)
-    degenerate = ~(norm > 1e-6)
-    if bool(degenerate.any()):
-        rows = degenerate.squeeze(1)
-        mu[rows] = torch.randn(int(rows.sum()), mu.shape[1], generator=gen,
-                               device=mu.device)
-    return torch.nn.functional.normalize(mu, dim=1)
+    """L2-normalise rows of ``mu`` ``(R, D)`` in place; rows of (near) zero
+    norm get a random direction drawn with ``gen`` (on ``mu``'s device).
+    ``O(R D)``."""
+    return nm.normalise_rows_(mu, lambda count: torch.randn(
+        count, mu.shape[1], generator=gen, device=mu.device))

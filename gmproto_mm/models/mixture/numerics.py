@@ -1,6 +1,6 @@
 """Numerical pieces of the mixture, each written once: the features and
 weights whose product is ``log p``, floored responsibilities, the prior
-statistics, and the means' normalisation.
+statistics, the rows' normalisation, and the reusable work tensors.
 
 Denormal fp32 numbers make CPU matmuls ~100x slower (measured: 44 s instead
 of 0.3 s for the M-step at K = 65536) and exp() takes a slow path when its
@@ -13,7 +13,7 @@ embeddings do not have). Neither changes any statistic beyond fp32
 rounding.
 """
 import math
-from typing import Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -83,13 +83,46 @@ def prior_statistics(mu: Tensor, var: Tensor,
     return mu * prior_count, torch.addcmul(var, mu, mu).mul_(prior_count)
 
 
-def normalise_means_(mean: Tensor, old: Tensor) -> Tensor:
-    """``mean / ||mean||`` in place, ``(R, D)``; rows of (near) zero or NaN
-    norm (not above the smallest normal fp32) take ``old``'s row. ``O(R
-    D)``."""
-    norm = torch.linalg.vector_norm(mean, dim=1, keepdim=True)
+def normalise_rows_(rows: Tensor,
+                    fallback: Union[Tensor, Callable[[int], Tensor]]) -> Tensor:
+    """``rows / ||rows||`` in place, ``(R, D)``. A row of (near) zero or NaN
+    norm (not above the smallest normal fp32) takes ``fallback``'s row (a
+    unit-norm ``(R, D)`` tensor) or, for a callable, a new row
+    ``fallback(count)`` ``(count, D)``, normalised. ``O(R D)``."""
+    norm = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
     if not bool((norm > TINY).all()):
-        rows = ~(norm > TINY).squeeze(1)  # also catches NaN
-        mean[rows] = old[rows]
-        norm[rows] = 1.0
-    return mean.div_(norm)
+        bad = ~(norm > TINY).squeeze(1)  # also catches NaN
+        if callable(fallback):
+            rows[bad] = fallback(int(bad.sum()))
+            norm[bad] = torch.linalg.vector_norm(rows[bad], dim=1,
+                                                 keepdim=True)
+        else:
+            rows[bad] = fallback[bad]
+            norm[bad] = 1.0
+    return rows.div_(norm)
+
+
+class Scratch:
+    """Named fp32 work tensors an update reuses (the E-step's weights and
+    statistics, a chunk's responsibilities, the M-step's means). Not state:
+    a plain attribute of the mixture, so ``buffers()``, ``state_dict`` and
+    a ``DistributedDataParallel`` buffer broadcast never see it."""
+
+    def __init__(self) -> None:
+        self.tensors: Dict[str, Tensor] = {}
+
+    def __call__(self, name: str, *shape: int,
+                 device: torch.device) -> Tensor:
+        """Tensor ``name`` viewed as ``shape`` on ``device`` (reallocated,
+        zero-filled, when too small or elsewhere; else as last left)."""
+        buf, numel = self.tensors.get(name), math.prod(shape)
+        if buf is None or buf.numel() < numel or buf.device != device:
+            buf = torch.zeros(numel, dtype=F32, device=device)
+            self.tensors[name] = buf
+        return buf[:numel].view(*shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(t.numel() * t.element_size()
+                   for t in self.tensors.values())

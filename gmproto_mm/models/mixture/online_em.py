@@ -7,15 +7,12 @@ embeddings by one online EM step per training iteration, with deterministic
 annealing of the E-step and responsibility-based forgetting of the
 sufficient statistics (docs/method.md, "Online EM").
 
-This module is the paper's method and its state. Where the means start is
-:mod:`.initialisation`; options of ours that look after components are
-strategies (:mod:`.maintenance`), called at fixed points of
-:meth:`OnlineGaussianMixture.update`; option checks are :mod:`.options`,
-numerics written once :mod:`.numerics`. Pure PyTorch: the algorithm and
-hooks own the scheduling, this package owns the math.
+This module is the paper's method and its state, nothing else: where the
+means start is :mod:`.initialisation`; options of ours that look after
+components are strategies (:mod:`.maintenance`) the update calls at fixed
+points; checks are :mod:`.options`, numerics :mod:`.numerics`.
 """
 import math
-import warnings
 from typing import Dict, Iterator, NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -23,11 +20,12 @@ from torch import Tensor, nn
 
 from ...precision import ieee_fp32_matmuls
 from . import numerics as nm
-from .initialisation import check_init_cost, initial_means, uniform_means
+from .initialisation import check_init_cost, initialise, uniform_means
 from .maintenance import (MAINTENANCE_DEFAULTS, UNCHECKED, UpdateStep,
                           build_maintenance)
-from .options import (check_int, check_number, check_rows, check_schedule,
-                      describe, flat_maintenance, updates_of)
+from .options import (check_int, check_mixture_options, check_rows, check_schedule,
+                      describe, flat_maintenance, require_resolved,
+                      updates_of, warn_if_identical)
 
 #: An update's rows are processed in chunks of at most this many rows ...
 CHUNK_ROWS = 1024
@@ -37,10 +35,9 @@ LOG_LIK_ROWS = 64  # rows of the logged log-likelihood while beta < 1
 
 
 class RowFit(NamedTuple):
-    """Per row of an update's batch, from its E-step: the maximum
-    ``row_max`` ``(N,)`` of ``beta log p_nk`` (up to a constant), the
-    softmax normaliser ``row_sum`` ``(N,)`` = ``sum_k exp(beta log p_nk -
-    row_max)``, and ``beta``."""
+    """Per row of a batch, from its E-step: ``row_max`` ``(N,)``, the
+    largest ``beta log p_nk`` (up to a constant), ``row_sum`` ``(N,)`` =
+    ``sum_k exp(beta log p_nk - row_max)``, and ``beta``."""
     row_max: Tensor
     row_sum: Tensor
     beta: float
@@ -52,12 +49,11 @@ class RowFit(NamedTuple):
 
 
 class EStep(NamedTuple):
-    """What the E-step of one update gives: the batch statistics ``count``
-    ``N_k`` ``(K,)``, ``sum`` ``S_k = r^T x`` ``(K, D)`` and ``sq_sum``
-    ``Q_k = r^T x^2`` ``(K, D)`` (views of one scratch), each row's
-    :class:`RowFit`, each row's two most likely components ``top2`` ``(N,
-    2)`` (None unless asked for), the mean over rows of ``max_k r_nk``
-    and the mean ``log sum_k p_nk`` at beta = 1 (0-dim tensors)."""
+    """An E-step's batch statistics ``count`` ``N_k = sum_n r_nk`` ``(K,)``,
+    ``sum`` ``r^T x`` and ``sq_sum`` ``r^T x^2`` ``(K, D)``; each row's
+    :class:`RowFit`; each row's two most likely components ``top2`` ``(N,
+    2)`` (None unless asked for); the mean of ``max_k r_nk`` and the mean
+    ``log p(x_n)`` at beta = 1 (0-dim)."""
     count: Tensor
     sum: Tensor
     sq_sum: Tensor
@@ -71,75 +67,59 @@ class OnlineGaussianMixture(nn.Module):
     """Diagonal Gaussian mixture on the sphere, fitted by online EM.
 
     One :meth:`update` is one EM step on a batch ``x`` ``(N, D)``:
-    E-step ``r_nk = softmax_k(beta_t log p_nk)`` with ``beta_t`` annealed
-    from ``beta_start`` to 1 over ``beta_iters`` updates; forgetting
-    ``acc <- rho * acc + batch`` with ``rho_k = (1 - forgetting) ** N_k``
-    (a component with ``N_k == 0`` keeps its statistics bit for bit);
-    M-step ``pi = acc_count / sum(acc_count)``, ``m = acc_sum /
-    acc_count``, ``var = max(acc_sq_sum / acc_count - m^2, min_var)``,
-    ``mu = m / ||m||``.
+    E-step ``r_nk = softmax_k(beta_t log p_nk)``, ``beta_t`` annealed from
+    ``beta_start`` to 1 over ``beta_iters`` updates; forgetting ``acc <- rho
+    * acc + batch``, ``rho_k = (1 - forgetting) ** N_k`` (a component with
+    ``N_k == 0`` keeps its statistics bit for bit); M-step ``pi =
+    acc_count / sum(acc_count)``, ``m = acc_sum / acc_count``, ``var =
+    max(acc_sq_sum / acc_count - m^2, min_var)``, ``mu = m / ||m||``.
 
-    Cost of an update of ``N`` rows: ``O(N K D)`` -- the E-step is one
-    matmul of ``[x^2, x, 1]`` ``(N, 2D+1)`` against the weights ``(K,
-    2D+1)`` (:func:`.numerics.log_density_weights`), the statistics one
-    matmul of the responsibilities against ``[x^2, x, 1]``, about 4x one
-    ``N x D x K`` logits matmul -- plus ``O(K D)`` for the M-step. Memory is
-    bounded whatever ``N``: rows go through both matmuls in chunks of at
-    most ``CHUNK_ROWS`` rows and ``CHUNK_BYTES`` of ``(rows, K)``
-    responsibilities (exact: the statistics are sums); the working memory
-    is one chunk's ``(N_c, K)`` plus a scratch of two ``(K, 2D+1)`` and one
-    ``(K, D)`` tensors besides the state (~5 K D floats). Each strategy
-    states its own cost (all at most ``O(N K D)``).
+    Cost of an update of ``N`` rows: ``O(N K D)``, about 4x one ``N x D x
+    K`` logits matmul: ``log p`` is one matmul of ``[x^2, x, 1]`` ``(N,
+    2D+1)`` against the weights ``(K, 2D+1)``
+    (:func:`.numerics.log_density_weights`), the statistics one matmul of
+    the responsibilities against ``[x^2, x, 1]``; ``O(K D)`` for the M-step.
+    Memory is bounded whatever ``N``: rows go through in chunks of at most
+    ``CHUNK_ROWS`` rows and ``CHUNK_BYTES`` of ``(rows, K)``
+    responsibilities; the work tensors (:class:`.numerics.Scratch`, not
+    state) are ~5 K D floats. Each strategy states its own cost (at most
+    ``O(N K D)``).
 
-    All state is in buffers (float32 apart from the counters), so
-    ``state_dict`` and checkpoints carry it; the scratch is a plain dict,
-    not a buffer (``buffers()`` never lists it), reallocated when the
-    state's device changes. Identical inputs give identical results on
-    every process (initialisation and the strategies' draws use generators
-    seeded with ``seed`` and the update count): what multi-process training
-    relies on, and what makes a resumed run continue bit for bit.
+    The state is in buffers, so ``state_dict`` and checkpoints carry it.
+    Identical inputs give identical results on every process (draws use
+    generators seeded with ``seed`` and the update count): what
+    multi-process training and a bit-for-bit resume rely on.
 
     Args:
         num_components (int): Number of components ``K`` (>= 1).
         dim (int): Feature dimension ``D`` (>= 1).
         forgetting (float): ``eta`` in (0, 1). Defaults to 0.01.
         beta_start (float): ``beta_0`` in (0, 1]. Defaults to 0.3.
-        beta_iters (int | float): Updates over which ``beta`` rises to 1:
-            an int ``>= 0`` (0: ``beta = 1`` always) or a float in (0, 1],
-            a fraction of training resolved by :meth:`set_training_length`
+        beta_iters (int | float): Updates over which ``beta`` rises to 1: an
+            int ``>= 0`` (0: ``beta = 1`` always) or a fraction in (0, 1] of
+            training, resolved by :meth:`set_training_length`
             (``OnlineEMHook`` calls it). Defaults to 1000.
         beta_schedule (str): ``'cosine'`` or ``'linear'``.
         min_var (float): Lower bound of every variance (> 0). Defaults to
             1e-4.
-        init (str): ``'sample'`` (random pooled rows plus noise, ``O(K
-            D)``), ``'uniform'`` (ignores the data, ``O(K D)``) or
-            ``'kmeans++'`` (``O(K P D)``, bounded at construction): see
-            :mod:`.initialisation`. Defaults to ``'sample'``.
+        init (str): ``'sample'``, ``'uniform'`` or ``'kmeans++'``
+            (:mod:`.initialisation`, with their costs). Defaults to
+            ``'sample'``.
         init_noise (float): Expected norm of the noise added to
             data-initialised and re-seeded means (>= 0). Defaults to 0.01.
         init_samples (int, optional): Rows to pool before a data
-            initialisation; the first EM step runs on the last batch. None
-            means ``K``. The pool is not checkpointed. Defaults to None.
+            initialisation (not checkpointed); None means ``K``.
         prior_count (float): Initial ``acc_count`` of every component (> 0).
             Defaults to 1.0.
         seed (int): Seed of the initialisation and of the strategies'
             draws. Defaults to 0.
         maintenance (dict, optional): Options of ours, all off by default:
             ``reseed_rate``, ``reseed_start``, ``merge_within``,
-            ``stale_decay`` (:func:`.maintenance.build_maintenance`; each
-            strategy states its meaning and cost). The same keys given
-            flat (``reseed_rate=...``) still work, with a ``FutureWarning``.
+            ``stale_decay`` (:func:`.maintenance.build_maintenance`). Given
+            flat (``reseed_rate=...``) they still work, with a
+            ``FutureWarning``.
     """
 
-    pi: Tensor
-    mu: Tensor
-    var: Tensor
-    acc_count: Tensor
-    acc_sum: Tensor
-    acc_sq_sum: Tensor
-    num_updates: Tensor
-    initialized: Tensor
-    merge_slack: Tensor
     #: State that checkpoints of earlier versions lack (filled on loading).
     optional_state_keys = ('merge_slack', )
 
@@ -152,25 +132,11 @@ class OnlineGaussianMixture(nn.Module):
                  prior_count: float = 1.0, seed: int = 0,
                  maintenance: Optional[dict] = None, **flat) -> None:
         super().__init__()
-        check_int('num_components', num_components, 1)
-        check_int('dim', dim, 1)
-        check_int('seed', seed, None)
+        check_mixture_options(num_components, dim, seed, forgetting,
+                              beta_start, beta_schedule, min_var, init_noise,
+                              init_samples, prior_count)
         self._beta_iters = check_schedule('beta_iters', beta_iters)
-        if init_samples is not None:
-            check_int('init_samples', init_samples, 1)
-        check_number('forgetting', forgetting, 0.0, 1.0, '(0, 1)', True, True)
-        check_number('beta_start', beta_start, 0.0, 1.0, '(0, 1]', True)
-        if beta_schedule not in ('cosine', 'linear'):
-            raise ValueError("beta_schedule must be one of ('cosine', "
-                             f"'linear'), got {beta_schedule!r}")
-        check_number('min_var', min_var, 0.0, math.inf, '(0, inf)', True,
-                     True)
-        check_number('init_noise', init_noise, 0.0, math.inf, '[0, inf)',
-                     high_open=True)
-        check_number('prior_count', prior_count, 0.0, math.inf, '(0, inf)',
-                     True, True)
-        self.init_samples = num_components if init_samples is None \
-            else init_samples
+        self.init_samples = init_samples or num_components
         check_init_cost(init, num_components, self.init_samples, dim)
         self.num_components, self.dim = num_components, dim
         self.forgetting, self.beta_start = float(forgetting), float(beta_start)
@@ -179,11 +145,11 @@ class OnlineGaussianMixture(nn.Module):
         self.init, self.init_noise = init, float(init_noise)
         self.prior_count, self.seed = float(prior_count), seed
         self.strategies = build_maintenance(
-            dict(maintenance or {},
-                 **flat_maintenance(flat, MAINTENANCE_DEFAULTS)), noise=init_noise)
-        self._init_pool = []  # rows awaiting initialisation
+            dict(maintenance or {}, **flat_maintenance(
+                flat, MAINTENANCE_DEFAULTS)), noise=init_noise)
+        self._init_pool = []  # rows awaiting the data initialisation
         self._warned_identical = False
-        self._scratch: Dict[str, Tensor] = {}  # not state: see the docstring
+        self.scratch = nm.Scratch()
         K, D = num_components, dim
         # Valid unit-norm placeholders until the first update initialises.
         self.register_buffer('pi', torch.full((K, ), 1.0 / K))
@@ -194,24 +160,12 @@ class OnlineGaussianMixture(nn.Module):
         self.register_buffer('acc_sq_sum', torch.zeros(K, D))
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
         self.register_buffer('initialized', torch.zeros((), dtype=torch.bool))
-        # Per-mean room (a distance; < 0: to be checked) that strategies
-        # keep (merging); UNCHECKED after initialisation.
+        # Per-mean room (a distance; < 0: to be checked) kept by merging.
         self.register_buffer('merge_slack', torch.zeros(K))
 
-    @property
-    def means(self) -> Tensor:
-        """Unit-norm prototypes of shape ``(K, D)``."""
-        return self.mu
-
-    @property
-    def variances(self) -> Tensor:
-        """Diagonal variances of shape ``(K, D)``."""
-        return self.var
-
-    @property
-    def weights(self) -> Tensor:
-        """Mixture weights of shape ``(K,)``, summing to 1."""
-        return self.pi
+    means = property(lambda self: self.mu, doc='Unit-norm means ``(K, D)``.')
+    variances = property(lambda self: self.var, doc='Variances ``(K, D)``.')
+    weights = property(lambda self: self.pi, doc='Weights ``(K,)``, sum 1.')
 
     @property
     def beta(self) -> float:
@@ -224,16 +178,9 @@ class OnlineGaussianMixture(nn.Module):
         """Rows waiting in the pool for the data initialisation."""
         return sum(rows.shape[0] for rows in self._init_pool)
 
-    @property
-    def scratch_bytes(self) -> int:
-        """Bytes of the scratch tensors now held (not state)."""
-        return sum(t.numel() * t.element_size()
-                   for t in self._scratch.values())
-
     def set_training_length(self, updates: int) -> None:
         """Resolve schedule points given as fractions of training (``beta_
-        iters``, the strategies') for ``updates`` EM updates (rounded);
-        ints stay. ``OnlineEMHook`` calls it in ``before_train``."""
+        iters``, the strategies') for ``updates`` EM updates (rounded)."""
         check_int('updates', updates, 1)
         self.beta_iters = updates_of(self._beta_iters, updates)
         for strategy in self.strategies:
@@ -244,14 +191,7 @@ class OnlineGaussianMixture(nn.Module):
             beta_iters=self._beta_iters)
         for strategy in self.strategies:
             unresolved.update(strategy.unresolved())
-        if unresolved:
-            given = ', '.join(f'{k}={v}' for k, v in unresolved.items())
-            raise ValueError(
-                f'{given}: a fraction of the training length, which is not '
-                'known yet. Train with OnlineEMHook (it resolves the '
-                'fraction from the runner\'s max_iters), call '
-                'set_training_length(total_updates) first, or give a number '
-                'of updates (an int)')
+        require_resolved(unresolved)
 
     def _beta_at(self, t: int) -> float:
         """``beta`` of update ``t`` (0-based): ``beta_start`` -> 1."""
@@ -264,10 +204,8 @@ class OnlineGaussianMixture(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args,
                               **kwargs) -> None:
-        """Checkpoints written before merging kept a slack have no
-        ``merge_slack``: it loads as :data:`.maintenance.UNCHECKED` (no
-        mean checked yet: merging checks them in the next ``K / N``
-        updates)."""
+        """A checkpoint without ``merge_slack`` (written before merging kept
+        one) loads every mean as :data:`.maintenance.UNCHECKED`."""
         for key in self.optional_state_keys:
             if prefix + key not in state_dict:
                 state_dict[prefix + key] = torch.full_like(
@@ -286,28 +224,22 @@ class OnlineGaussianMixture(nn.Module):
     # ---------------------------------------------------------------- update
     @torch.no_grad()
     def update(self, x: Tensor) -> Dict[str, float]:
-        """One online EM step on a batch (initialising on the first call).
-
-        Rows of ``x`` are L2-normalised here; the step runs in IEEE fp32
-        with autocast disabled. Order: E-step over row chunks, forgetting
-        (times the strategies' scales), M-step, then each strategy's
-        ``after_m_step``. While rows are pooled for the initialisation only
-        ``beta`` and ``init_pooled`` are returned.
-
-        Args:
-            x (Tensor): Embeddings of shape ``(N, D)``, any float dtype.
+        """One online EM step on ``x`` ``(N, D)``, any float dtype (rows
+        L2-normalised here; IEEE fp32, autocast off): E-step, forgetting
+        (times the strategies' ``forgetting_scale``), M-step, each
+        strategy's ``after_m_step``. The first call initialises
+        (:func:`.initialisation.initialise`); while rows are pooled for it,
+        only ``beta`` and ``init_pooled`` are returned.
 
         Returns:
-            Dict[str, float]: ``beta`` (the beta used), what the strategies
-            log (e.g. ``reseeded``, ``merged``), ``resp_max_mean`` (mean of
-            ``max_k r_nk``), ``effective_components`` (``exp`` of the
-            weights' entropy), ``weight_min``, ``weight_max`` and
-            ``log_likelihood`` (mean ``log p(x_n)`` at beta = 1 under the
-            parameters before the step; while beta < 1 over the first 64
-            rows only).
+            Dict[str, float]: ``beta`` used, what the strategies log,
+            ``resp_max_mean`` (mean ``max_k r_nk``), ``effective_components``
+            (``exp`` of the weights' entropy), ``weight_min``,
+            ``weight_max``, ``log_likelihood`` (mean ``log p(x_n)`` at beta =
+            1 before the step; while beta < 1 over the first 64 rows).
 
         Raises:
-            ValueError: If ``x`` is not ``(N, D)`` with ``N >= 1``, or holds
+            ValueError: If ``x`` is not ``(N, D)``, ``N >= 1``, or holds
                 NaN/Inf or all-zero rows; the state is then left untouched.
         """
         x = self._prepare(x)  # validates before any state change
@@ -320,15 +252,17 @@ class OnlineGaussianMixture(nn.Module):
                                 init_pooled=float(self.pooled_rows))
             pool = torch.cat(self._init_pool) if self._init_pool else x
             self._init_pool.clear()
-            self._initialise(pool)
+            initialise(self, pool)
+            self.initialized.fill_(True)
         with torch.autocast(device_type=x.device.type, enabled=False), \
                 ieee_fp32_matmuls():
             beta = self._beta_at(int(self.num_updates))
             estep = self._e_step(x, beta, top2=any(
                 s.needs_top2 for s in self.strategies))
             self._forget(estep, rows=x.shape[0])
-            shift = self._m_step(
-                shift=any(s.needs_shift for s in self.strategies))
+            shift = self.refit(slice(None), shift=any(
+                s.needs_shift for s in self.strategies))
+            self.renormalise_weights()
             step = UpdateStep(x, int(self.num_updates), estep, shift,
                               self.seed)
             out = dict(beta=beta)
@@ -344,24 +278,23 @@ class OnlineGaussianMixture(nn.Module):
         return out
 
     def _e_step(self, x: Tensor, beta: float, top2: bool = False) -> EStep:
-        """Annealed E-step and batch statistics, chunk by chunk: per chunk,
-        ``beta log p`` in one matmul, shifted by its row maximum, floored
-        ``exp`` (:func:`.numerics.floored_exp_`), and ``resp^T [x^2, x, 1] /
-        row_sum`` added to the statistics. The logged log-likelihood is
-        free at beta = 1; while beta < 1 it costs an extra pass over the
-        first ``LOG_LIK_ROWS`` rows. ``O(N K D)``."""
+        """Annealed E-step and batch statistics, chunk by chunk: ``beta log
+        p`` in one matmul, shifted by its row maximum, floored ``exp``
+        (:func:`.numerics.floored_exp_`), ``resp^T [x^2, x, 1] / row_sum``
+        added to the statistics. ``O(N K D)`` (the log-likelihood is free
+        at beta = 1, one more pass over ``LOG_LIK_ROWS`` rows before)."""
         K, D, n = self.num_components, self.dim, x.shape[0]
         weights = nm.log_density_weights(self.pi, self.mu, self.var,
-                                         out=self._work('weights', K, 2 * D + 1))
+                                         out=self._work('weights', K,
+                                                        2 * D + 1))
         stats = self._work('stats', K, 2 * D + 1).zero_()
         top2 = top2 and K >= 2
         best2, fit = [], []
         resp_max, log_lik = x.new_zeros(()), x.new_zeros(())
         for rows, feats in self.feature_chunks(x):
             resp = self._work('resp', feats.shape[0], K)
-            # beta * log p (up to a constant) in one matmul, beta as alpha
             torch.addmm(resp.new_zeros(()), feats, weights.T, beta=0.0,
-                        alpha=beta, out=resp)
+                        alpha=beta, out=resp)  # beta log p, beta as alpha
             if top2:
                 best, idx = resp.topk(2, dim=1)
                 row_max = best[:, :1]
@@ -390,8 +323,7 @@ class OnlineGaussianMixture(nn.Module):
 
     def _forget(self, batch: EStep, rows: int) -> None:
         """``acc <- rho * acc + batch``, ``rho = (1 - eta) ** N_k`` times
-        the strategies' scales (each at most 1). For ``N_k == 0`` the batch
-        statistics and ``rho_k - 1`` are exactly 0 (with no scale): the
+        the strategies' scales (each at most 1); for ``N_k == 0`` the
         statistics stay bit for bit. ``O(K D)``."""
         rho = torch.pow(1.0 - self.forgetting, batch.count)
         for strategy in self.strategies:
@@ -403,34 +335,25 @@ class OnlineGaussianMixture(nn.Module):
         torch.addcmul(batch.sum, self.acc_sum, rho, out=self.acc_sum)
         torch.addcmul(batch.sq_sum, self.acc_sq_sum, rho, out=self.acc_sq_sum)
 
-    def _m_step(self, shift: bool = False) -> Optional[Tensor]:
-        """Weights, variances and unit-norm means of every component from
-        the statistics; with ``shift``, returns how far each mean moved
-        (Euclidean, ``(K,)``). ``O(K D)``."""
-        moved = self.refit(slice(None), shift=shift)
-        self.renormalise_weights()
-        return moved
-
     # ------------------------------------------- public: for the strategies
     def refit(self, which: Union[slice, Tensor],
               shift: bool = False) -> Optional[Tensor]:
-        """Means and variances of components ``which`` (all for
-        ``slice(None)``, through the scratch) from their statistics;
-        weights are left to the caller. With ``shift``, returns how far each
-        mean moved (Euclidean, ``(R,)``, in blocks of 8,192 rows: no ``(K,
-        D)`` copy of the old means). ``O(|which| D)``."""
+        """M-step of components ``which`` (all for ``slice(None)``): means
+        and variances from their statistics; weights are left to
+        :meth:`renormalise_weights`. With ``shift``, returns how far each
+        mean moved (Euclidean, ``(R,)``, in 8,192-row blocks: no copy of the
+        old means). ``O(|which| D)``."""
         full = isinstance(which, slice)
         safe = self.acc_count[which].clamp_min(nm.TINY).unsqueeze(1)
         mean = torch.div(self.acc_sum[which], safe, out=self._work(
             'mean', self.num_components, self.dim) if full else None)
         var = torch.div(self.acc_sq_sum[which], safe,
                         out=self.var if full else None)
-        if full:  # in place; the rows' form rounds differently (kept)
-            var.addcmul_(mean, mean, value=-1.0).clamp_(min=self.min_var)
-        else:
-            self.var[which] = (var - mean * mean).clamp_(min=self.min_var)
+        var.addcmul_(mean, mean, value=-1.0).clamp_(min=self.min_var)
+        if not full:
+            self.var[which] = var
         old = self.mu[which]  # a view for slice(None): read before writing
-        mean = nm.normalise_means_(mean, old)
+        mean = nm.normalise_rows_(mean, old)
         moved = torch.cat([
             torch.linalg.vector_norm(mean[s:s + 8192] - old[s:s + 8192],
                                      dim=1)
@@ -438,6 +361,10 @@ class OnlineGaussianMixture(nn.Module):
         ]) if shift else None
         self.mu[which] = mean
         return moved
+
+    def renormalise_weights(self) -> None:
+        """``pi = acc_count / sum(acc_count)``. ``O(K)``."""
+        torch.div(self.acc_count, self.acc_count.sum(), out=self.pi)
 
     def absorb_into(self, keep: Tensor, drop: Tensor) -> None:
         """Add the statistics of components ``drop`` to those of ``keep``
@@ -447,27 +374,44 @@ class OnlineGaussianMixture(nn.Module):
             acc[keep] += acc[drop]
         self.refit(keep)
 
-    def renormalise_weights(self) -> None:
-        """``pi = acc_count / sum(acc_count)``. ``O(K)``."""
-        torch.div(self.acc_count, self.acc_count.sum(), out=self.pi)
+    def start_components(self, which: Union[slice, Tensor], mu: Tensor,
+                         var: Tensor) -> None:
+        """Components ``which`` start afresh at unit-norm means ``mu`` with
+        variances ``var`` ``(R, D)``: ``prior_count`` pseudo-observations
+        there (:func:`.numerics.prior_statistics`), no room known for
+        merging (:data:`.maintenance.UNCHECKED`); weights are left to the
+        caller. ``O(R D)``."""
+        self.mu[which], self.var[which] = mu, var
+        self.acc_count[which] = self.prior_count
+        self.acc_sum[which], self.acc_sq_sum[which] = nm.prior_statistics(
+            mu, var, self.prior_count)
+        self.merge_slack[which] = UNCHECKED
+
+    def feature_chunks(self, x: Tensor) -> Iterator[Tuple[slice, Tensor]]:
+        """``(rows, features(x[rows]))`` per chunk of at most ``CHUNK_ROWS``
+        rows and ``CHUNK_BYTES`` of ``(rows, K)`` fp32, in order."""
+        chunk = max(1, min(CHUNK_ROWS,
+                           CHUNK_BYTES // (4 * self.num_components)))
+        for start in range(0, x.shape[0], chunk):
+            feats = nm.features(x[start:start + chunk])
+            yield slice(start, start + feats.shape[0]), feats
 
     # -------------------------------------------------------------- reading
     @torch.no_grad()
     def log_prob(self, x: Tensor) -> Tensor:
-        """Joint log densities ``log pi_k + log N(x_n | mu_k, var_k)``,
-        fp32 ``(N, K)`` (rows of ``x`` ``(N, D)`` L2-normalised here).
-        ``O(N K D)``: one ``(N, 2D+1) x (2D+1, K)`` matmul; the result is
-        the only ``(N, K)`` allocation."""
+        """``log pi_k + log N(x_n | mu_k, var_k)``, fp32 ``(N, K)``, rows of
+        ``x`` ``(N, D)`` L2-normalised here. ``O(N K D)``: one matmul; the
+        result is the only ``(N, K)`` allocation."""
         x = self._prepare(x)
         if not bool(self.initialized):
             raise ValueError('OnlineGaussianMixture is not initialised: '
                              'call update() first')
         with torch.autocast(device_type=x.device.type, enabled=False), \
                 ieee_fp32_matmuls():
-            weights = nm.log_density_weights(self.pi, self.mu, self.var,
-                                             out=self._work(
-                                                 'weights', self.num_components,
-                                                 2 * self.dim + 1))
+            weights = nm.log_density_weights(
+                self.pi, self.mu, self.var,
+                out=self._work('weights', self.num_components,
+                               2 * self.dim + 1))
             log_p = torch.matmul(nm.features(x), weights.T)
             return log_p.add_(nm.log_2pi_term(self.dim))
 
@@ -481,56 +425,13 @@ class OnlineGaussianMixture(nn.Module):
             raise ValueError(f'beta must be in (0, 1], got {beta!r}')
         return torch.softmax(self.log_prob(x).mul_(beta), dim=1)
 
-    # -------------------------------------------------------------- helpers
     def _prepare(self, x: Tensor) -> Tensor:
-        """``x`` checked (:func:`.options.check_rows`) as unit-norm fp32
-        rows on the state's device; warns once when all rows are equal."""
+        """``x`` checked (:func:`.options.check_rows`): unit-norm fp32 rows
+        on the state's device; warns once when all rows are equal."""
         x = check_rows(x, self.dim, self.mu.device)
-        if x.shape[0] > 1 and not self._warned_identical and \
-                bool((x == x[:1]).all()):
-            self._warned_identical = True
-            warnings.warn(
-                f'all {x.shape[0]} rows given to the Gaussian mixture are '
-                'identical: the embeddings have likely collapsed to a '
-                'constant (or one image is repeated); EM learns nothing '
-                'from such a batch', stacklevel=3)
+        if not self._warned_identical:
+            self._warned_identical = warn_if_identical(x)
         return x
 
     def _work(self, name: str, *shape: int) -> Tensor:
-        """Scratch ``name`` of at least ``shape`` on the state's device
-        (reallocated when too small or elsewhere); the ``shape`` view."""
-        buf, numel = self._scratch.get(name), math.prod(shape)
-        if buf is None or buf.numel() < numel or \
-                buf.device != self.mu.device:
-            buf = torch.zeros(numel, dtype=nm.F32, device=self.mu.device)
-            self._scratch[name] = buf
-        return buf[:numel].view(*shape)
-
-    def feature_chunks(self, x: Tensor) -> Iterator[Tuple[slice, Tensor]]:
-        """``(rows, features(x[rows]))`` per chunk of at most ``CHUNK_ROWS``
-        rows and ``CHUNK_BYTES`` of ``(rows, K)`` fp32, in order."""
-        chunk = max(1, min(CHUNK_ROWS, CHUNK_BYTES // (4 * self.num_components)))
-        for start in range(0, x.shape[0], chunk):
-            feats = nm.features(x[start:start + chunk])
-            yield slice(start, start + feats.shape[0]), feats
-
-    def _initialise(self, pool: Tensor) -> None:
-        """Means from :func:`.initialisation.initial_means` on ``pool``
-        ``(P, D)``; variances from the pool, uniform weights, prior
-        statistics. ``O(K D + P D)`` (k-means++: ``O(K P D)``)."""
-        K, D = self.num_components, self.dim
-        mu = initial_means(self.init, K, pool, self.seed, self.init_noise,
-                           self.init_samples)
-        var = pool.var(dim=0, correction=0).clamp_min_(self.min_var) \
-            if pool.shape[0] > 1 else pool.new_full((D, ), self.min_var)
-        self.mu.copy_(mu)
-        self.var.copy_(var.expand(K, D))
-        self.pi.fill_(1.0 / K)
-        self.acc_count.fill_(self.prior_count)
-        for acc, value in zip((self.acc_sum, self.acc_sq_sum),
-                              nm.prior_statistics(self.mu, self.var,
-                                                  self.prior_count)):
-            acc.copy_(value)
-        self.merge_slack.fill_(UNCHECKED)  # new means: no room known yet
-        self.initialized.fill_(True)
-
+        return self.scratch(name, *shape, device=self.mu.device)

@@ -137,3 +137,53 @@ def check_rows(x: Tensor, dim: int, device: torch.device) -> Tensor:
             'projection head, rows padded with zeros); the GMM state '
             'was not changed')
     return x / norm.unsqueeze(1)
+
+
+def check_mixture_options(num_components: int, dim: int, seed: int,
+                          forgetting: float, beta_start: float,
+                          beta_schedule: str, min_var: float,
+                          init_noise: float, init_samples: Optional[int],
+                          prior_count: float) -> None:
+    """The mixture's own arguments (each error names the argument, the
+    accepted values and the value given)."""
+    check_int('num_components', num_components, 1)
+    check_int('dim', dim, 1)
+    check_int('seed', seed, None)
+    if init_samples is not None:
+        check_int('init_samples', init_samples, 1)
+    check_number('forgetting', forgetting, 0.0, 1.0, '(0, 1)', True, True)
+    check_number('beta_start', beta_start, 0.0, 1.0, '(0, 1]', True)
+    if beta_schedule not in ('cosine', 'linear'):
+        raise ValueError("beta_schedule must be one of ('cosine', "
+                         f"'linear'), got {beta_schedule!r}")
+    check_number('min_var', min_var, 0.0, math.inf, '(0, inf)', True, True)
+    check_number('init_noise', init_noise, 0.0, math.inf, '[0, inf)',
+                 high_open=True)
+    check_number('prior_count', prior_count, 0.0, math.inf, '(0, inf)',
+                 True, True)
+
+
+def require_resolved(unresolved: Dict[str, object]) -> None:
+    """Raise if schedule points given as fractions of training
+    (``{option: value}``) wait for the training length."""
+    if unresolved:
+        given = ', '.join(f'{k}={v}' for k, v in unresolved.items())
+        raise ValueError(
+            f'{given}: a fraction of the training length, which is not '
+            'known yet. Train with OnlineEMHook (it resolves the '
+            'fraction from the runner\'s max_iters), call '
+            'set_training_length(total_updates) first, or give a number '
+            'of updates (an int)')
+
+
+def warn_if_identical(x: Tensor) -> bool:
+    """Warn (and return True) when all rows of ``x`` ``(N, D)``, ``N > 1``,
+    are identical: the embeddings have likely collapsed. ``O(N D)``."""
+    if x.shape[0] < 2 or not bool((x == x[:1]).all()):
+        return False
+    warnings.warn(
+        f'all {x.shape[0]} rows given to the Gaussian mixture are '
+        'identical: the embeddings have likely collapsed to a '
+        'constant (or one image is repeated); EM learns nothing '
+        'from such a batch', stacklevel=4)
+    return True

@@ -1,6 +1,7 @@
 """Restarting components: what re-seeding and merging do to the
 components they move, written once, through the mixture's public state
-and methods (``refit``, ``renormalise_weights``, ``feature_chunks``)."""
+and methods (``start_components``, ``refit``, ``renormalise_weights``,
+``feature_chunks``)."""
 import torch
 from torch import Tensor
 
@@ -29,12 +30,7 @@ def restart_components(gmm, which: Tensor, mu: Tensor, x: Tensor,
         var = x.var(dim=0, correction=0).clamp_min_(gmm.min_var)
     else:
         var = gmm.var[which].mean(dim=0)
-    gmm.mu[which] = mu
-    gmm.var[which] = var.expand(which.numel(), gmm.dim)
-    gmm.acc_count[which] = gmm.prior_count
-    gmm.acc_sum[which] = mu * gmm.prior_count
-    gmm.acc_sq_sum[which] = (gmm.var[which] + mu * mu) * \
-        gmm.prior_count
+    gmm.start_components(which, mu, var.expand(which.numel(), gmm.dim))
     gmm.renormalise_weights()
     absorb_rows(gmm, which, x, fit)
 
@@ -46,13 +42,8 @@ def absorb_rows(gmm, which: Tensor, x: Tensor, fit) -> None:
     ``n``'s maximum ``m_n`` and normaliser ``Z_n`` from the E-step (the
     other components' responsibilities are not revisited). Floored as
     the E-step. ``O(N R D)`` over the E-step's row chunks."""
-    var, mu = gmm.var[which], gmm.mu[which]
-    # the E-step's weights for these components, in a form that rounds
-    # differently from log_density_weights (kept for bit identity)
-    weights = torch.cat([
-        -0.5 / var, mu / var,
-        (gmm.pi[which].log() - 0.5 * (var.log().sum(dim=1) + (
-            mu * mu / var).sum(dim=1))).unsqueeze(1)], dim=1)
+    weights = nm.log_density_weights(gmm.pi[which], gmm.mu[which],
+                                     gmm.var[which])
     stats = x.new_zeros(which.numel(), 2 * gmm.dim + 1)  # [Q, S, N]
     for rows, feats in gmm.feature_chunks(x):
         shifted = torch.addmm(-fit.row_max[rows].unsqueeze(1), feats,
