@@ -55,7 +55,8 @@ def planted_pair(merge_within: float = 0.1) -> OnlineGaussianMixture:
         direction + 0.05 * gmm.mu[3], dim=0)
     for k, (mu, count) in enumerate([(direction, 7.0), (other, 3.0)]):
         plant(gmm, k, mu, count)
-    gmm._m_step()
+    gmm.refit(slice(None))
+    gmm.renormalise_weights()
     assert 0.0 < min_distance(gmm.mu) < 0.1
     return gmm
 
@@ -186,6 +187,61 @@ def test_sweep_visits_every_mean_once_per_period() -> None:
                            maintenance.sweep_block(3, K, N))
 
 
+def test_in_turn_visits_every_overdrawn_mean_and_only_those() -> None:
+    """While the overdrawn set stays put, ``ceil(M / count)`` consecutive
+    updates check each of its ``M`` means; never a mean with room left or
+    one never checked."""
+    gen = torch.Generator().manual_seed(0)
+    slack = torch.rand(1000, generator=gen)  # room left
+    owing = torch.randperm(1000, generator=gen)[:77]
+    slack[owing] = -torch.rand(77, generator=gen) * 0.5 - 1e-6
+    slack[torch.randperm(1000, generator=gen)[:5]] = maintenance.UNCHECKED
+    owing = ((slack < 0) & (slack > maintenance.UNCHECKED)).nonzero()
+    count = 8
+    for first in (0, 13):
+        seen = torch.cat([maintenance.in_turn(slack, count, t)
+                          for t in range(first, first + -(-77 // count))])
+        assert set(seen.tolist()) == set(owing.squeeze(1).tolist())
+    assert maintenance.in_turn(slack, 500, 3).numel() == owing.numel()
+    assert maintenance.in_turn(slack.abs(), 8, 3).numel() == 0
+
+
+def test_a_slow_drifter_is_checked_in_turn_while_others_hold_the_slots(
+) -> None:
+    """A close pair whose overdrawn end owes little (it drifted slowly)
+    while 40 means overdraw by far more every update (means that receive
+    data) and hold the most-overdrawn slots: the in-turn checks find it
+    within ceil(41 / ceil(N / 4)) updates; the sweep would come by after
+    K = 512 updates."""
+    K, D, N = 512, 8, 16
+    gmm = OnlineGaussianMixture(K, D, init='uniform', beta_iters=0,
+                                maintenance=dict(merge_within=0.1), seed=5)
+    gen = torch.Generator().manual_seed(3)
+    far = torch.nn.functional.normalize(torch.ones(D), dim=0)
+    rows = lambda: torch.nn.functional.normalize(  # noqa: E731
+        far + 0.01 * torch.randn(N, D, generator=gen), dim=1)
+    gmm.update(rows())  # initialise
+    a, b = 300, 301
+    eye = torch.eye(D)
+    plant(gmm, a, eye[0], 5.0)
+    plant(gmm, b, at_distance(eye[0], eye[1], 0.05), 5.0)
+    gmm.refit(slice(None))
+    gmm.renormalise_weights()
+    gmm.merge_slack.fill_(0.0)  # every mean checked, with no room to spare
+    gmm.merge_slack[a] = -0.01  # the drifter's small debt
+    busy = torch.arange(100, 140)
+    assert distance64(gmm.mu[a], gmm.mu[b]) < 0.1
+    period = -(-(busy.numel() + 1) // -(-N // maintenance.IN_TURN_DIVISOR))
+    for _ in range(period):
+        gmm.merge_slack[busy] = -1.0  # hold the most-overdrawn slots
+        sweep = maintenance.sweep_block(int(gmm.num_updates), K, N)
+        assert not {a, b} & set(sweep.tolist())
+        gmm.update(rows())
+        if distance64(gmm.mu[a], gmm.mu[b]) >= 0.1:
+            break
+    assert distance64(gmm.mu[a], gmm.mu[b]) >= 0.1
+
+
 def close_pairs_brute_force(means: torch.Tensor, eps: float) -> set:
     """Every pair of means closer than ``eps`` (float64)."""
     dist = torch.cdist(means.double(), means.double())
@@ -295,7 +351,8 @@ def test_every_mean_merging_checked_ends_eps_apart(seed,
     for k in range(K):
         plant(gmm, k, clustered(directions[k % 3:k % 3 + 1], 1, 0.06,
                                 gen)[0], float(1 + k % 5))
-    gmm._m_step()
+    gmm.refit(slice(None))
+    gmm.renormalise_weights()
     before = gmm.mu.clone()
     fit = fit_of(gmm, x)
     top2 = gmm.log_prob(x).topk(2, dim=1).indices
@@ -332,7 +389,8 @@ def test_a_mean_that_drifts_next_to_one_no_row_chooses_is_merged() -> None:
     plant(gmm, b, near_q, 100.0, var=10.0)
     plant(gmm, c, at_distance(q, eye[3], 0.2), 10.0, var=1e-3)
     gmm.merge_slack[[a, b, c]] = 0.0  # planted: no room known
-    gmm._m_step()
+    gmm.refit(slice(None))
+    gmm.renormalise_weights()
     x = torch.nn.functional.normalize(
         q + 1e-3 * torch.randn(16, D, generator=torch.Generator()
                                .manual_seed(0)), dim=1)

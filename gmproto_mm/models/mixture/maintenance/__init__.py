@@ -17,10 +17,10 @@ from typing import List, Optional
 
 from ..options import check_keys, check_schedule
 from .base import MIXTURE_STRATEGIES, UNCHECKED, MixtureStrategy, UpdateStep
-from .merge import (MERGE_ROUNDS, MOVED, OVERDRAWN_DIVISOR, SWEEP_DIVISOR,
-                    MergeClose, MergeResult, close_pairs, disjoint_merges,
-                    nearest_pairs, never_checked, overdrawn, pair_distances,
-                    sweep_block)
+from .merge import (IN_TURN_DIVISOR, MERGE_ROUNDS, MOVED, OVERDRAWN_DIVISOR,
+                    SWEEP_DIVISOR, MergeClose, MergeResult, close_pairs,
+                    disjoint_merges, in_turn, nearest_pairs, never_checked,
+                    overdrawn, pair_distances, sweep_block)
 from .reseed import (IDLE_MASS, ReseedIdle, gap_of, idle_components,
                      max_cosine, pick_far_rows, reseed_count)
 from .stale_decay import StaleDecay, stale_decay_factor
@@ -65,12 +65,12 @@ def build_maintenance(options: Optional[dict], noise: float = 0.01,
 
 
 __all__ = [
-    'IDLE_MASS', 'MAINTENANCE_DEFAULTS', 'MERGE_ROUNDS', 'MIXTURE_STRATEGIES',
+    'IDLE_MASS', 'IN_TURN_DIVISOR', 'MAINTENANCE_DEFAULTS', 'MERGE_ROUNDS', 'MIXTURE_STRATEGIES',
     'MOVED', 'OVERDRAWN_DIVISOR', 'SWEEP_DIVISOR', 'MergeClose',
     'MergeResult', 'MixtureStrategy', 'ReseedIdle', 'StaleDecay',
     'UpdateStep', 'build_maintenance', 'close_pairs', 'disjoint_merges',
     'UNCHECKED', 'gap_of', 'idle_components', 'max_cosine', 'nearest_pairs',
-    'never_checked', 'overdrawn',
+    'in_turn', 'never_checked', 'overdrawn',
     'pair_distances', 'pick_far_rows', 'reseed_count', 'sweep_block',
     'stale_decay_factor'
 ]

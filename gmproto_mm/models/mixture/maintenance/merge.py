@@ -6,14 +6,15 @@ Cost per update of ``N`` rows, ``K`` components, ``D`` dimensions, on the
 device that holds the state (no host-side ``(N, K)`` work, no ``(K, K)``
 tensor); the E-step itself is ``O(N K D)``:
 
-* merging: at most ``C = N + ceil(N / 16) + ceil(N / 8) + R`` candidate
-  pairs per round (``N`` more in round 1 while means were never checked),
-  decided in float64 (``O(C D)``). Round 1: the E-step's
+* merging: at most ``C = N + ceil(N / 16) + ceil(N / 8) + ceil(N / 4) +
+  R`` candidate pairs per round (``N`` more in round 1 while means were
+  never checked), decided in float64 (``O(C D)``). Round 1: the E-step's
   two most likely components per row (a top-2 over the rows it already
-  computes) and, each with its nearest other mean (``O(N K D / 16 + N K D
-  / 8)``), each mean of the sweep block (``ceil(N / 16)`` means), of the
-  ``ceil(N / 8)`` most overdrawn ones (below) and of the ``R`` re-seeded
-  ones; ``O(K D)`` for how far each mean moved. Each of at most
+  computes) and, each with its nearest other mean (``O(7 N K D / 16)``,
+  about 0.44 of one logits matmul), each mean of the sweep block
+  (``ceil(N / 16)`` means), of the ``ceil(N / 8)`` most overdrawn ones,
+  of ``ceil(N / 4)`` overdrawn ones in turn (below) and of the ``R``
+  re-seeded ones; ``O(K D)`` for how far each mean moved. Each of at most
   :data:`MERGE_ROUNDS` more rounds: at most ``C`` means that moved or sit
   in a close pair left unmerged, against all ``K`` (``O(N K D)`` at worst),
   and the restarts of the merged ones (``O(N K D)`` at worst:
@@ -40,18 +41,20 @@ would overdraw it; at ``K = 65,536`` with 128 rows per update,
 index order instead, means that moved before their turn came within 0.1
 of each other while the annealed E-step still moved many). A
 mean whose slack ran out (``s < 0``: it moved more than its room or was
-moved by a merge or restart) is overdrawn; each update checks the
-``ceil(N / 8)`` most overdrawn, besides the rows' top-two pairs, the
-re-seeded means and the sweep's block, which visits every mean once every
-``ceil(K / ceil(N / 16))`` updates (the fallback while more means are
-overdrawn than an update checks). The slack catches means that no data
+moved by a merge or restart) is overdrawn; each update checks, besides the
+rows' top-two pairs and the re-seeded means, the ``ceil(N / 8)`` most
+overdrawn (the means that receive data, which overdraw again after most
+updates, the soonest) and ``ceil(N / 4)`` overdrawn means in turn
+(:func:`in_turn`), so a mean that drifts slowly, and never ranks among the
+most overdrawn, waits at most ``|overdrawn| / ceil(N / 4)`` updates (at
+``K = 65,536`` and 128 rows per update, ~1,900 overdrawn: ~60 updates;
+with the sweep alone it waited up to 8,192). The sweep's block visits
+every mean once every ``ceil(K / ceil(N / 16))`` updates, whatever its
+slack: the fallback for means whose slack does not describe them (edited
+by hand). The slack catches means that no data
 visits drifting together slowly (on the annealed E-step's tiny
 responsibilities: no row's second choice, never among one update's
-largest moves). Its limit: a pair with an overdrawn end is caught only
-when that end's turn comes; at ``K = 65,536`` with 128 rows per update
-the overdrawn means grew to ~1,900 against the 24 checked per update,
-and pairs within 0.1 stayed for hundreds of updates in one of two runs.
-An update that runs out of rounds reports the close
+largest moves). An update that runs out of rounds reports the close
 pairs its last check still found (``merge_unresolved``). Distances are
 fp32 with the rounding margin of the collapse metric taken off, so the
 slack errs on the safe side.
@@ -72,9 +75,11 @@ from .restart import restart_components
 #: Means compared with all ``K`` per update, as a fraction of the batch
 #: rows (the sweep block is ``ceil(N / SWEEP_DIVISOR)`` means).
 SWEEP_DIVISOR = 16
-#: Overdrawn means (moved more than their slack) that merging checks per
-#: update, as a fraction of the batch rows (``ceil(N / OVERDRAWN_DIVISOR)``).
+#: Most overdrawn means (moved more than their slack) that merging checks
+#: per update, as a fraction of the batch rows (``ceil(N / 8)``) ...
 OVERDRAWN_DIVISOR = 8
+#: ... and overdrawn means checked in turn (``ceil(N / 4)``).
+IN_TURN_DIVISOR = 4
 #: Slack of a mean moved by a merge or a restart: checked first.
 MOVED = -2.0
 #: Merge passes per update (each merges disjoint pairs).
@@ -134,8 +139,9 @@ class MergeClose(MixtureStrategy):
         it moved in the M-step (``shift``). Round 1 checks up to ``N``
         means never checked (:func:`never_checked`: the farthest moved,
         until ``K`` rows were seen), the rows' two most likely components (``top2``, from the E-step), and each mean of this
-        update's sweep block, of ``moved`` (this update's re-seeds) and of the
-        ``ceil(N / 8)`` most overdrawn means (:func:`overdrawn`) against its
+        update's sweep block, of ``moved`` (this update's re-seeds), of the
+        ``ceil(N / 8)`` most overdrawn means (:func:`overdrawn`) and of
+        ``ceil(N / 4)`` overdrawn means in turn (:func:`in_turn`) against its
         nearest other mean (:func:`nearest_pairs`, which also gives each mean
         it checks its new slack); pairs are decided on float64 distances (as
         the collapse metric). The greedy disjoint set of close pairs, closest
@@ -175,9 +181,11 @@ class MergeClose(MixtureStrategy):
         update = int(gmm.num_updates)
         if shift is not None:
             slack.sub_(shift)
+        rows = x.shape[0]
         check = [
-            sweep_block(update, mu.shape[0], x.shape[0]).to(mu.device),
-            overdrawn(slack, -(-x.shape[0] // OVERDRAWN_DIVISOR))
+            sweep_block(update, mu.shape[0], rows).to(mu.device),
+            overdrawn(slack, -(-rows // OVERDRAWN_DIVISOR)),
+            in_turn(slack, -(-rows // IN_TURN_DIVISOR), update)
         ]
         if moved is not None and moved.numel():
             check.append(moved)
@@ -224,6 +232,19 @@ def overdrawn(slack: Tensor, count: int) -> Tensor:
     debt = torch.where(slack <= UNCHECKED, 0.0, slack.neg())
     top = torch.topk(debt, min(count, slack.numel()))
     return top.indices[top.values > 0]
+
+
+def in_turn(slack: Tensor, count: int, update: int) -> Tensor:
+    """Up to ``count`` overdrawn means (slack ``(K,)`` below 0, above
+    :data:`UNCHECKED`) in turn: the overdrawn means in index order, from
+    position ``update * count`` (modulo their number) on, wrapping. While
+    their number stays near ``M``, a mean that stays overdrawn is checked
+    within about ``M / count`` updates; stateless, so a resumed run
+    continues bit for bit. ``O(K)``."""
+    owing = torch.nonzero((slack < 0) & (slack > UNCHECKED)).squeeze(1)
+    if owing.numel() <= count:
+        return owing
+    return owing.roll(-((update * count) % owing.numel()))[:count]
 
 
 def never_checked(slack: Tensor, count: int) -> Tensor:
