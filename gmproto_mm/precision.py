@@ -99,3 +99,13 @@ def cosine_margin(dim: int, dtype: torch.dtype) -> float:
     by ``dtype`` cosines must defer to float64.
     """
     return 2.0 * (dim + 4) * torch.finfo(dtype).eps
+
+
+def unit_rows64(x: torch.Tensor) -> torch.Tensor:
+    """Rows of ``x`` ``(R, D)`` as float64 unit vectors, each scaled by its
+    largest entry first (no overflow): where the collapse metric and
+    merging decide ``||a - b|| < eps``, so that both decide alike. A zero
+    row gives NaN (callers refuse or never pass one). ``O(R D)``."""
+    x = x.to(torch.float64)
+    x = x / x.abs().amax(dim=1, keepdim=True)
+    return x / torch.linalg.vector_norm(x, dim=1, keepdim=True)

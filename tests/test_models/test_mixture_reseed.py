@@ -113,6 +113,25 @@ def test_unknown_or_renamed_keys_name_the_config_path(key, hint) -> None:
         build_mixture(4, 3, dict(forgetting=2.0), where='model.head.gmm')
 
 
+def test_flat_maintenance_keys_warn_naming_the_grouped_key() -> None:
+    """Flat keys still build the same mixture as the group, with a
+    FutureWarning naming the grouped key (the config path through the
+    builder); an unknown flat keyword is still a TypeError."""
+    with pytest.warns(FutureWarning, match=re.escape(
+            'model.head.gmm.reseed_rate is deprecated: give '
+            'model.head.gmm.maintenance.reseed_rate')):
+        flat = build_mixture(8, 3, dict(reseed_rate=0.5),
+                             where='model.head.gmm')
+    with pytest.warns(FutureWarning, match=re.escape(
+            'OnlineGaussianMixture(merge_within=...) is deprecated: give '
+            'maintenance=dict(merge_within=...)')):
+        direct = OnlineGaussianMixture(8, 3, merge_within=0.1)
+    grouped = build_mixture(8, 3, dict(maintenance=dict(reseed_rate=0.5)))
+    assert repr(flat) == repr(grouped) and 'merge_within=0.1' in repr(direct)
+    with pytest.raises(TypeError, match='unexpected keyword'):
+        OnlineGaussianMixture(8, 3, reseed_rat=0.5)
+
+
 def test_reseed_picks_rows_where_the_data_is_not_covered() -> None:
     """A quarter of the rows sit on an active mean (e0), the rest in three
     clusters far from every mean (e1, e2, e3): the re-seeded components

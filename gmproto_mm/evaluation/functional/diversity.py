@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ...precision import cosine_margin, fp32_matmuls_are_ieee
+from ...precision import cosine_margin, fp32_matmuls_are_ieee, unit_rows64
 
 ArrayLike = Union[Tensor, np.ndarray]
 
@@ -79,23 +79,19 @@ def _normalized_rows(prototypes: ArrayLike) -> Tensor:
         raise ValueError(
             f'prototypes is empty (shape {tuple(x.shape)}); need K >= 1 '
             'prototypes of dimension D >= 1')
-    x = x.to(torch.float64)
     bad = ~torch.isfinite(x).all(dim=1)
     if bad.any():
         raise ValueError(
             f'prototypes contain {int(bad.sum())} rows with non-finite values '
             f'(NaN/Inf), e.g. rows {_first_rows(bad)}; the model diverged or '
             'the checkpoint is corrupt')
-    # Scale by the row max first so that huge float64 values do not overflow.
-    scale = x.abs().amax(dim=1, keepdim=True)
-    zero = scale.squeeze(1) == 0
+    zero = ~(x != 0).any(dim=1)
     if zero.any():
         raise ValueError(
             f'prototypes contain {int(zero.sum())} zero-norm rows, e.g. rows '
             f'{_first_rows(zero)}; a zero row has no direction -- drop those '
             'rows before measuring diversity')
-    x = x / scale
-    return x / torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    return unit_rows64(x)
 
 
 def _check_thresholds(

@@ -2,14 +2,13 @@
 registry (mmpretrain's ``MODELS``, where the package registers its
 models), with messages that name the config path."""
 import inspect
-import warnings
 from typing import Optional
 
 from mmpretrain.registry import MODELS
 
 from .maintenance import MAINTENANCE_DEFAULTS
 from .online_em import OnlineGaussianMixture
-from .options import check_keys
+from .options import check_keys, flat_maintenance
 
 MODELS.register_module(module=OnlineGaussianMixture)
 
@@ -44,11 +43,9 @@ def build_mixture(num_components: int, dim: int,
         ValueError: On an unknown key or a bad value.
     """
     options = dict(options or {})
-    flat = {k: options.pop(k) for k in MAINTENANCE_DEFAULTS if k in options}
-    for key in flat:
-        warnings.warn(f'{where}.{key} is deprecated: use '
-                      f'{where}.maintenance.{key}', FutureWarning,
-                      stacklevel=2)
+    flat = flat_maintenance(
+        {k: options.pop(k) for k in MAINTENANCE_DEFAULTS if k in options},
+        MAINTENANCE_DEFAULTS, where)
     accepted = [name for name in inspect.signature(
         OnlineGaussianMixture.__init__).parameters
         if name not in ('self', 'num_components', 'dim', 'flat')]

@@ -13,7 +13,7 @@ embeddings do not have). Neither changes any statistic beyond fp32
 rounding.
 """
 import math
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -23,6 +23,8 @@ TINY = torch.finfo(F32).tiny  # smallest normal fp32; 1 / TINY is finite
 RESP_LOG_FLOOR = -40.0
 RESP_FLOOR = math.exp(RESP_LOG_FLOOR)
 FEAT_FLOOR = 1e-12
+#: Rows of similarities computed at once: at most ``(BLOCK, K)``.
+BLOCK = 256  # 64 MB of fp32 similarities at K = 65,536
 
 
 def features(x: Tensor) -> Tensor:
@@ -100,6 +102,16 @@ def normalise_rows_(rows: Tensor,
             rows[bad] = fallback[bad]
             norm[bad] = 1.0
     return rows.div_(norm)
+
+
+def similarity_blocks(rows: Tensor,
+                      means: Tensor) -> Iterator[Tuple[slice, Tensor]]:
+    """``(block, rows[block] @ means.T)`` per block of at most
+    :data:`BLOCK` rows, in order: cosines of unit vectors, ``(<= BLOCK,
+    K)`` at a time. ``O(R K D)`` in all."""
+    for start in range(0, rows.shape[0], BLOCK):
+        block = slice(start, min(start + BLOCK, rows.shape[0]))
+        yield block, rows[block] @ means.T
 
 
 class Scratch:

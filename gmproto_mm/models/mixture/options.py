@@ -90,17 +90,21 @@ def check_keys(options: Iterable[str], accepted: Iterable[str], what: str,
                          f'Accepted: {", ".join(accepted)}')
 
 
-def flat_maintenance(flat: dict, accepted: Iterable[str]) -> dict:
+def flat_maintenance(flat: dict, accepted: Iterable[str],
+                     where: Optional[str] = None, stacklevel: int = 3) -> dict:
     """Maintenance keys given flat (``reseed_rate=...``) as the group's,
-    each with a ``FutureWarning`` naming the grouped key; other keys raise
-    ``TypeError`` as an unknown keyword does."""
+    each with a ``FutureWarning`` naming the grouped key (under the config
+    path ``where`` when given); other keys raise ``TypeError`` as an
+    unknown keyword does."""
     for key in flat:
         if key not in accepted:
             raise TypeError('OnlineGaussianMixture got an unexpected '
                             f'keyword argument {key!r}')
-        warnings.warn(
-            f'OnlineGaussianMixture({key}=...) is deprecated: give '
-            f'maintenance=dict({key}=...)', FutureWarning, stacklevel=3)
+        given, grouped = (f'{where}.{key}', f'{where}.maintenance.{key}') \
+            if where else (f'OnlineGaussianMixture({key}=...)',
+                           f'maintenance=dict({key}=...)')
+        warnings.warn(f'{given} is deprecated: give {grouped}',
+                      FutureWarning, stacklevel=stacklevel)
     return flat
 
 

@@ -65,11 +65,12 @@ from typing import Dict, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ....precision import cosine_margin
+from ....precision import cosine_margin, unit_rows64
+from .. import numerics as nm
 from ..initialisation import normalise_or_random
 from ..options import check_number
 from .base import MIXTURE_STRATEGIES, UNCHECKED, MixtureStrategy, UpdateStep
-from .reseed import BLOCK, gap_of, idle_components, pick_far_rows
+from .reseed import gap_of, idle_components, pick_far_rows
 from .restart import restart_components
 
 #: Means compared with all ``K`` per update, as a fraction of the batch
@@ -288,9 +289,8 @@ def nearest_pairs(means: Tensor, which: Tensor, gap: float,
         others = slack.clamp(min=0.0)
         others[which] = -math.inf  # checked together: see _room_left
     best, partner, room = [], [], []
-    for start in range(0, which.numel(), BLOCK):
-        rows = which[start:start + BLOCK]
-        sim = means[rows] @ means.T
+    for block, sim in nm.similarity_blocks(means[which], means):
+        rows = which[block]
         sim[torch.arange(rows.numel(), device=sim.device), rows] = -3.0
         value, index = sim.max(dim=1)
         best.append(value)
@@ -325,15 +325,15 @@ def _room_left(sim: Tensor, which: Tensor, others: Tensor, within: float,
 
 def _nearest64(means: Tensor, which: Tensor) -> Tensor:
     """``(len(which),)`` index of each mean's nearest other mean by the
-    float64 cosine of the float64-normalised means; ``O(|which| K D)`` in
-    float64, over bank blocks of at most ``BLOCK * 32`` means."""
-    rows = torch.nn.functional.normalize(means[which].double(), dim=1)
+    float64 cosine of the means as float64 unit vectors (:func:`~gmproto_mm.
+    precision.unit_rows64`); ``O(|which| K D)`` in float64, over bank
+    blocks of at most ``32 * BLOCK`` means."""
+    rows = unit_rows64(means[which])
     best = rows.new_full((which.numel(), ), -3.0)
     index = torch.zeros_like(which)
-    step = BLOCK * 32
+    step = nm.BLOCK * 32
     for start in range(0, means.shape[0], step):
-        block = torch.nn.functional.normalize(
-            means[start:start + step].double(), dim=1)
+        block = unit_rows64(means[start:start + step])
         sim = rows @ block.T
         own = (which >= start) & (which < start + block.shape[0])
         sim[own.nonzero().squeeze(1), which[own] - start] = -3.0
@@ -346,8 +346,8 @@ def _nearest64(means: Tensor, which: Tensor) -> Tensor:
 
 def close_pairs(means: Tensor, candidates: Tensor,
                 within: float) -> Tensor:
-    """The distinct candidate pairs whose float64 distance (of
-    float64-normalised means, as the collapse metric) is below ``within``,
+    """The distinct candidate pairs whose float64 distance
+    (:func:`pair_distances`, as the collapse metric) is below ``within``,
     ``(P, 2)`` with ``i < j``, closest first. ``O(P D)``, in blocks of
     ``PAIRS`` pairs."""
     if candidates.numel() == 0:
@@ -363,10 +363,10 @@ def close_pairs(means: Tensor, candidates: Tensor,
 
 
 def pair_distances(means: Tensor, pairs: Tensor) -> Tensor:
-    """``(P,)`` float64 distances of the float64-normalised means of each
-    pair ``(P, 2)`` (the collapse metric's decision). ``O(P D)``."""
-    a, b = (torch.nn.functional.normalize(means[pairs[:, c]].double(), dim=1)
-            for c in (0, 1))
+    """``(P,)`` float64 distances of the means of each pair ``(P, 2)``, as
+    unit vectors in float64 (:func:`~gmproto_mm.precision.unit_rows64`,
+    the collapse metric's decision). ``O(P D)``."""
+    a, b = (unit_rows64(means[pairs[:, c]]) for c in (0, 1))
     return torch.linalg.vector_norm(a - b, dim=1)
 
 

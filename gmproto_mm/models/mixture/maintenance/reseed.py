@@ -15,6 +15,7 @@ from typing import Dict, Optional, Union
 import torch
 from torch import Tensor
 
+from .. import numerics as nm
 from ..initialisation import normalise_or_random, with_noise
 from ..options import check_number, check_schedule, describe, updates_of
 from .base import MIXTURE_STRATEGIES, MixtureStrategy, UpdateStep
@@ -26,8 +27,6 @@ from .restart import restart_components
 IDLE_MASS = 0.5
 #: Candidate rows drawn per re-seeded or restarted component.
 CANDIDATES_PER_PICK = 4
-#: Rows of similarities computed at once: at most ``(BLOCK, K)``.
-BLOCK = 256  # 64 MB of fp32 similarities at K = 65,536
 
 
 def gap_of(distance: float) -> float:
@@ -100,8 +99,7 @@ def max_cosine(rows: Tensor, means: Tensor,
     ``(R,)``, in blocks of at most ``(256, K)``; ``-1`` when every mean is
     excluded."""
     out = []
-    for start in range(0, rows.shape[0], BLOCK):
-        sim = rows[start:start + BLOCK] @ means.T
+    for _, sim in nm.similarity_blocks(rows, means):
         if exclude is not None and exclude.numel():
             sim[:, exclude] = -1.0
         out.append(sim.amax(dim=1) if sim.shape[1] else
