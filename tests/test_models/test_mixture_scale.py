@@ -88,8 +88,8 @@ def test_merging_in_a_crowded_bank_checks_a_bounded_number_of_pairs(
         monkeypatch) -> None:
     """All K = 512 means within 0.02 of 2 directions: every mean has ~255
     neighbours within eps, none checked yet. Each merge round decides at
-    most 2 N + ceil(N / 16) + ceil(N / 8) + R candidate pairs (N for the
-    never-checked means; a check of every neighbour would
+    most 2 N + ceil(N / 16) + ceil(N / 8) + ceil(N / 4) + R candidate pairs
+    (N for the never-checked means; a check of every neighbour would
     be ~K per mean checked), the update merges and reports the close pairs it ran
     out of rounds for, and the means it checked last end eps apart."""
     sizes = []
@@ -108,7 +108,8 @@ def test_merging_in_a_crowded_bank_checks_a_bounded_number_of_pairs(
     sizes.clear()
     out = gmm.update(near_directions(directions, N, 0.02, gen))
     limit = 2 * N + math.ceil(N / maintenance.SWEEP_DIVISOR) + \
-        math.ceil(N / maintenance.OVERDRAWN_DIVISOR) + math.ceil(N / 32)
+        math.ceil(N / maintenance.OVERDRAWN_DIVISOR) + \
+        math.ceil(N / maintenance.IN_TURN_DIVISOR) + math.ceil(N / 32)
     assert len(sizes) == maintenance.MERGE_ROUNDS + 1
     assert max(sizes) <= limit, (sizes, limit)
     assert out['merged'] > 0 and out['merge_unresolved'] > 0
