@@ -18,8 +18,9 @@ and knows nothing else about them:
    log.
 
 A strategy changes the mixture only through the core's public methods
-(``absorb_into``, ``refit``, ``renormalise_weights``, ``feature_chunks``;
-:mod:`.restart` restarts components with them) and its public state
+(``start_components``, ``absorb_into``, ``refit``,
+``renormalise_weights``, ``feature_chunks``; :mod:`.restart` restarts
+components with them) and its public state
 (``mu``, ``acc_count``, ``merge_slack``...).
 """
 from typing import Dict, List, Optional
