@@ -90,8 +90,9 @@ def test_merging_in_a_crowded_bank_checks_a_bounded_number_of_pairs(
     neighbours within eps, none checked yet. Each merge round decides at
     most 2 N + ceil(N / 16) + ceil(N / 8) + ceil(N / 4) + R candidate pairs
     (N for the never-checked means; a check of every neighbour would
-    be ~K per mean checked), the update merges and reports the close pairs it ran
-    out of rounds for, and the means it checked last end eps apart."""
+    be ~K per mean checked), the update merges and reports the close pairs
+    it ran out of rounds for, and the means it checked last end eps
+    apart."""
     sizes = []
     close_pairs = maintenance.close_pairs
     monkeypatch.setattr(

@@ -85,8 +85,9 @@ def prior_statistics(mu: Tensor, var: Tensor,
     return mu * prior_count, torch.addcmul(var, mu, mu).mul_(prior_count)
 
 
-def normalise_rows_(rows: Tensor,
-                    fallback: Union[Tensor, Callable[[int], Tensor]]) -> Tensor:
+def normalise_rows_(
+        rows: Tensor, fallback: Union[Tensor, Callable[[int],
+                                                      Tensor]]) -> Tensor:
     """``rows / ||rows||`` in place, ``(R, D)``. A row of (near) zero or NaN
     norm (not above the smallest normal fp32) takes ``fallback``'s row (a
     unit-norm ``(R, D)`` tensor) or, for a callable, a new row

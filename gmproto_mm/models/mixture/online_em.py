@@ -23,9 +23,9 @@ from . import numerics as nm
 from .initialisation import check_init_cost, initialise, uniform_means
 from .maintenance import (MAINTENANCE_DEFAULTS, UNCHECKED, UpdateStep,
                           build_maintenance)
-from .options import (check_int, check_mixture_options, check_rows, check_schedule,
-                      describe, flat_maintenance, require_resolved,
-                      updates_of, warn_if_identical)
+from .options import (check_int, check_mixture_options, check_rows,
+                      check_schedule, describe, flat_maintenance,
+                      require_resolved, updates_of, warn_if_identical)
 
 #: An update's rows are processed in chunks of at most this many rows ...
 CHUNK_ROWS = 1024

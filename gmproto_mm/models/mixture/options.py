@@ -91,7 +91,7 @@ def check_keys(options: Iterable[str], accepted: Iterable[str], what: str,
 
 
 def flat_maintenance(flat: dict, accepted: Iterable[str],
-                     where: Optional[str] = None, stacklevel: int = 3) -> dict:
+                     where: Optional[str] = None) -> dict:
     """Maintenance keys given flat (``reseed_rate=...``) as the group's,
     each with a ``FutureWarning`` naming the grouped key (under the config
     path ``where`` when given); other keys raise ``TypeError`` as an
@@ -104,7 +104,7 @@ def flat_maintenance(flat: dict, accepted: Iterable[str],
             if where else (f'OnlineGaussianMixture({key}=...)',
                            f'maintenance=dict({key}=...)')
         warnings.warn(f'{given} is deprecated: give {grouped}',
-                      FutureWarning, stacklevel=stacklevel)
+                      FutureWarning, stacklevel=3)
     return flat
 
 

@@ -65,8 +65,9 @@ def build_maintenance(options: Optional[dict], noise: float = 0.01,
 
 
 __all__ = [
-    'IDLE_MASS', 'IN_TURN_DIVISOR', 'MAINTENANCE_DEFAULTS', 'MERGE_ROUNDS', 'MIXTURE_STRATEGIES',
-    'MOVED', 'OVERDRAWN_DIVISOR', 'SWEEP_DIVISOR', 'MergeClose',
+    'IDLE_MASS', 'IN_TURN_DIVISOR', 'MAINTENANCE_DEFAULTS', 'MERGE_ROUNDS',
+    'MIXTURE_STRATEGIES', 'MOVED', 'OVERDRAWN_DIVISOR', 'SWEEP_DIVISOR',
+    'MergeClose',
     'MergeResult', 'MixtureStrategy', 'ReseedIdle', 'StaleDecay',
     'UpdateStep', 'build_maintenance', 'close_pairs', 'disjoint_merges',
     'UNCHECKED', 'gap_of', 'idle_components', 'max_cosine', 'nearest_pairs',

@@ -136,10 +136,11 @@ class MergeClose(MixtureStrategy):
               shift: Optional[Tensor] = None) -> MergeResult:
         """Merge means closer than ``merge_within``; restart the freed ones.
 
-        First takes from each mean's slack (the mixture's ``merge_slack``) the distance
-        it moved in the M-step (``shift``). Round 1 checks up to ``N``
-        means never checked (:func:`never_checked`: the farthest moved,
-        until ``K`` rows were seen), the rows' two most likely components (``top2``, from the E-step), and each mean of this
+        First takes from each mean's slack (the mixture's ``merge_slack``)
+        the distance it moved in the M-step (``shift``). Round 1 checks up
+        to ``N`` means never checked (:func:`never_checked`: the farthest
+        moved, until ``K`` rows were seen), the rows' two most likely
+        components (``top2``, from the E-step), and each mean of this
         update's sweep block, of ``moved`` (this update's re-seeds), of the
         ``ceil(N / 8)`` most overdrawn means (:func:`overdrawn`) and of
         ``ceil(N / 4)`` overdrawn means in turn (:func:`in_turn`) against its
@@ -230,9 +231,15 @@ def overdrawn(slack: Tensor, count: int) -> Tensor:
     """Indices of the (at most) ``count`` means whose slack ``(K,)`` is
     lowest, among those below 0 (moved more than their room) and checked
     before (above :data:`UNCHECKED`). ``O(K)``."""
-    debt = torch.where(slack <= UNCHECKED, 0.0, slack.neg())
+    debt = torch.where(owing(slack), slack.neg(), 0.0)
     top = torch.topk(debt, min(count, slack.numel()))
     return top.indices[top.values > 0]
+
+
+def owing(slack: Tensor) -> Tensor:
+    """``(K,)`` mask of the overdrawn means: slack below 0 (moved more than
+    their room) and above :data:`UNCHECKED` (checked before). ``O(K)``."""
+    return (slack < 0) & (slack > UNCHECKED)
 
 
 def in_turn(slack: Tensor, count: int, update: int) -> Tensor:
@@ -242,10 +249,10 @@ def in_turn(slack: Tensor, count: int, update: int) -> Tensor:
     their number stays near ``M``, a mean that stays overdrawn is checked
     within about ``M / count`` updates; stateless, so a resumed run
     continues bit for bit. ``O(K)``."""
-    owing = torch.nonzero((slack < 0) & (slack > UNCHECKED)).squeeze(1)
-    if owing.numel() <= count:
-        return owing
-    return owing.roll(-((update * count) % owing.numel()))[:count]
+    indices = torch.nonzero(owing(slack)).squeeze(1)
+    if indices.numel() <= count:
+        return indices
+    return indices.roll(-((update * count) % indices.numel()))[:count]
 
 
 def never_checked(slack: Tensor, count: int) -> Tensor:
